@@ -1,0 +1,77 @@
+/*
+ * config - the earshot configuration file (libconfig syntax).
+ *
+ * es_config_load() reads and validates the whole file at once: unknown keys,
+ * wrong types and out-of-range values are errors naming file and line, so a
+ * typo never silently falls back to a default. Plugin `settings` blocks are
+ * kept as libconfig settings and validated by the plugin loader against the
+ * plugin's own declarations. config/earshot.cfg documents every key.
+ */
+#ifndef EARSHOT_CONFIG_H
+#define EARSHOT_CONFIG_H
+
+#include <libconfig.h>
+#include <stddef.h>
+
+#include "log.h"
+
+typedef enum es_takeover {
+    ES_TAKEOVER_ALWAYS = 0,
+    ES_TAKEOVER_SAME_ADDRESS = 1,
+    ES_TAKEOVER_NEVER = 2
+} es_takeover;
+
+const char *es_takeover_name(es_takeover t);
+
+typedef enum es_hook_kind { ES_HOOK_PLUGIN = 0, ES_HOOK_LUA = 1 } es_hook_kind;
+
+/* One entry of the `hooks` list. */
+typedef struct es_hook_entry {
+    es_hook_kind kind;
+    char *name;
+    char *path;   /* resolved file path of the .so or .lua */
+    int enabled;
+    const config_setting_t *settings; /* the `settings` group, or NULL */
+    const char *file; /* where the entry is written, for messages */
+    int line;
+} es_hook_entry;
+
+typedef struct es_config {
+    char *path; /* the file read */
+
+    /* server */
+    char *address;
+    int port;
+    size_t max_frame_bytes;
+    size_t send_queue_bytes;
+    int ping_interval; /* seconds */
+
+    /* session */
+    es_takeover takeover;
+    double idle_timeout;     /* seconds, 0 = off */
+    double refresh_interval; /* seconds, 0 = off */
+
+    /* log */
+    es_log_level log_level;
+
+    char *plugin_dir;
+    es_hook_entry *hooks;
+    size_t nhooks;
+
+    config_t cfg_; /* keeps the settings groups alive */
+    int cfg_live_;
+} es_config;
+
+/*
+ * Read and validate `path`. default_plugin_dir is used when the file sets no
+ * plugin_dir (a relative plugin_dir is taken relative to the file's folder).
+ * Returns 0, or -1 with "FILE:LINE: message" in err.
+ */
+int es_config_load(es_config *c, const char *path, const char *default_plugin_dir, char *err,
+                   size_t errlen);
+void es_config_free(es_config *c);
+
+/* "FILE:LINE: " prefix for a setting (file falls back to the config's path). */
+void es_config_where(const es_config *c, const config_setting_t *s, char *out, size_t outlen);
+
+#endif

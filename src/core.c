@@ -1,0 +1,473 @@
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+static const char *const leave_names[] = {"disconnect", "closed", "timeout", "takeover",
+                                          "shutdown"};
+
+/* ---- matcher policy glue ------------------------------------------------ */
+
+static int match_via_hooks(void *ud, const es_session *a, const es_session *b, int matched)
+{
+    es_core *c = ud;
+    return es_hooks_match(c->hooks, &a->view, &b->view, matched);
+}
+
+static void pair_via_hooks(void *ud, const es_session *a, const es_session *b, int matched)
+{
+    es_core *c = ud;
+    es_hooks_pair(c->hooks, &a->view, &b->view, matched);
+}
+
+void es_core_init(es_core *c, const es_config *cfg, es_hooks *hooks, const es_transport *tx,
+                  void *tctx, double (*now)(void))
+{
+    memset(c, 0, sizeof *c);
+    c->cfg = cfg;
+    c->hooks = hooks;
+    c->tx = tx;
+    c->tctx = tctx;
+    c->now = now ? now : es_now;
+    es_registry_init(&c->registry);
+    es_grid_init(&c->grid, hooks->query_radius > 0 ? hooks->query_radius : 1);
+    es_matcher_init(&c->matcher, &c->grid, match_via_hooks,
+                    hooks->chain_len[ES_HOOK_PAIR] ? pair_via_hooks : NULL, c);
+    es_buf_init(&c->out);
+    c->next_refresh = c->now() + cfg->refresh_interval;
+}
+
+static void session_free(es_session *s)
+{
+    es_sendq_clear(&s->q);
+    free(s->join);
+    free(s->edges);
+    free(s);
+}
+
+void es_core_free(es_core *c)
+{
+    es_session *s = c->idle_head;
+    while (s) {
+        es_session *next = s->idle_next;
+        session_free(s);
+        s = next;
+    }
+    es_matcher_free(&c->matcher);
+    es_grid_free(&c->grid);
+    es_registry_free(&c->registry);
+    es_buf_free(&c->out);
+    free(c->doomed);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- idle list ---------------------------------------------------------- */
+
+static void idle_unlink(es_core *c, es_session *s)
+{
+    if (s->idle_prev)
+        s->idle_prev->idle_next = s->idle_next;
+    else if (c->idle_head == s)
+        c->idle_head = s->idle_next;
+    if (s->idle_next)
+        s->idle_next->idle_prev = s->idle_prev;
+    else if (c->idle_tail == s)
+        c->idle_tail = s->idle_prev;
+    s->idle_prev = s->idle_next = NULL;
+}
+
+static void idle_append(es_core *c, es_session *s)
+{
+    s->idle_prev = c->idle_tail;
+    s->idle_next = NULL;
+    if (c->idle_tail)
+        c->idle_tail->idle_next = s;
+    else
+        c->idle_head = s;
+    c->idle_tail = s;
+}
+
+/* s showed it is alive: it moves to the young end of the idle list. */
+static void touch(es_core *c, es_session *s)
+{
+    s->last_active = c->now();
+    if (c->idle_tail != s) {
+        idle_unlink(c, s);
+        idle_append(c, s);
+    }
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static void doom(es_core *c, es_session *s)
+{
+    if (s->doomed)
+        return;
+    s->doomed = 1;
+    if (c->ndoomed == c->doomed_cap) {
+        c->doomed_cap = c->doomed_cap ? c->doomed_cap * 2 : 16;
+        c->doomed = es_xrealloc(c->doomed, c->doomed_cap * sizeof *c->doomed);
+    }
+    c->doomed[c->ndoomed++] = s;
+}
+
+/* Queue c->out for s. A client whose queue is full is doomed, not fed. */
+static void send_out(es_core *c, es_session *s)
+{
+    if (s->closing || s->doomed)
+        return;
+    if (es_sendq_push(&s->q, es_buf_data(&c->out), c->out.len, c->cfg->send_queue_bytes) != 0) {
+        c->stats.sendq_overflows++;
+        doom(c, s);
+        return;
+    }
+    c->tx->want_write(c->tctx, s);
+}
+
+static void send_error(es_core *c, es_session *s, const char *text)
+{
+    es_buf_reset(&c->out);
+    es_protocol_write_error(&c->out, text);
+    c->stats.errors_sent++;
+    send_out(c, s);
+}
+
+static void send_peers(es_core *c, es_session *s)
+{
+    es_buf_reset(&c->out);
+    es_protocol_write_peers_begin(&c->out);
+    for (uint32_t i = 0; i < s->nedges; i++) {
+        const es_session *o = es_edge_other(s->edges[i], s);
+        es_protocol_write_peers_add(&c->out, o->id, o->id_len, i == 0);
+    }
+    es_protocol_write_peers_end(&c->out);
+    c->stats.nearby_sent++;
+    send_out(c, s);
+}
+
+/* Stop reading s; close it with code once its queue is drained. */
+static void close_session(es_core *c, es_session *s, int code)
+{
+    if (s->closing)
+        return;
+    s->closing = 1;
+    s->close_code = code;
+    c->tx->want_write(c->tctx, s);
+}
+
+/* ---- registration ------------------------------------------------------- */
+
+static void unregister(es_core *c, es_session *s, earshot_leave_reason why)
+{
+    if (!s->registered)
+        return;
+    es_matcher_remove_all(&c->matcher, s);
+    es_grid_remove(&c->grid, s);
+    es_registry_remove(&c->registry, s);
+    s->registered = 0;
+    es_hooks_leave(c->hooks, &s->view, why);
+    ES_INFO("session", "client %s left (%s) [%s #%llu]", s->id, leave_names[why], s->addr,
+            (unsigned long long)s->serial);
+}
+
+/* Remove s from the world, tell it why, and close it. */
+static void kick(es_core *c, es_session *s, earshot_leave_reason why, const char *text, int code)
+{
+    unregister(c, s, why);
+    if (text)
+        send_error(c, s, text);
+    close_session(c, s, code);
+}
+
+/* Send the NearbyPeers every dirty client is owed, then drop the clients
+ * that could not take them, which dirties their peers: repeat until calm. */
+static void flush(es_core *c)
+{
+    for (;;) {
+        size_t n;
+        es_session **dirty = es_matcher_take_dirty(&c->matcher, &n);
+        for (size_t i = 0; i < n; i++)
+            if (dirty[i]->registered && !dirty[i]->closing)
+                send_peers(c, dirty[i]);
+        if (c->ndoomed == 0)
+            return;
+        size_t nd = c->ndoomed;
+        c->ndoomed = 0;
+        for (size_t i = 0; i < nd; i++) {
+            es_session *s = c->doomed[i];
+            ES_WARN("session", "client %s dropped: send queue full (%zu bytes) [%s #%llu]",
+                    s->registered ? s->id : "-", s->q.bytes, s->addr,
+                    (unsigned long long)s->serial);
+            es_sendq_clear(&s->q);
+            unregister(c, s, EARSHOT_LEAVE_CLOSED);
+            s->doomed = 0;
+            close_session(c, s, ES_CLOSE_POLICY);
+        }
+    }
+}
+
+static int same_position(const earshot_position *a, const earshot_position *b)
+{
+    return a->game_id == b->game_id && a->map_id == b->map_id && a->x == b->x && a->y == b->y &&
+           a->channel == b->channel;
+}
+
+static void handle_register(es_core *c, es_session *s, const es_msg *m)
+{
+    char reason[ES_ERROR_MAX];
+    static const es_join_info no_join = {.path = "/", .query = ""};
+    const es_join_info *ji = s->join ? s->join : &no_join;
+    earshot_join j = {
+        .client_id = m->client_id,
+        .address = s->addr,
+        .path = ji->path,
+        .query = ji->query,
+        .headers = ji->headers,
+        .header_count = ji->header_count,
+        .pos = m->pos,
+    };
+    if (!es_hooks_join(c->hooks, &j, reason)) {
+        ES_INFO("session", "client %s refused at join: %s [%s #%llu]", m->client_id, reason,
+                s->addr, (unsigned long long)s->serial);
+        send_error(c, s, reason);
+        return;
+    }
+    es_session *holder = es_registry_find(&c->registry, m->client_id, m->client_id_len);
+    if (holder) {
+        es_takeover policy = c->cfg->takeover;
+        int allowed = policy == ES_TAKEOVER_ALWAYS ||
+                      (policy == ES_TAKEOVER_SAME_ADDRESS && strcmp(holder->addr, s->addr) == 0);
+        if (!allowed) {
+            snprintf(reason, sizeof reason, "client_id %s is already in use", m->client_id);
+            send_error(c, s, reason);
+            return;
+        }
+    }
+    earshot_position pos = m->pos;
+    earshot_client pending = {.client_id = m->client_id, .address = s->addr, .pos = m->pos};
+    if (!es_hooks_position(c->hooks, &pending, &pos, reason)) {
+        send_error(c, s, reason);
+        return;
+    }
+    if (holder) {
+        char text[ES_ERROR_MAX];
+        snprintf(text, sizeof text, "client_id %s was taken over by another connection",
+                 m->client_id);
+        c->stats.takeovers++;
+        kick(c, holder, EARSHOT_LEAVE_TAKEOVER, text, ES_CLOSE_POLICY);
+    }
+    memcpy(s->id, m->client_id, m->client_id_len);
+    s->id[m->client_id_len] = '\0';
+    s->id_len = m->client_id_len;
+    s->view.pos = pos;
+    s->registered = 1;
+    free(s->join);
+    s->join = NULL;
+    es_registry_insert(&c->registry, s);
+    es_grid_insert(&c->grid, s);
+    es_matcher_update(&c->matcher, s);
+    es_matcher_mark_dirty(&c->matcher, s); /* the first UpdatePosition is always answered */
+    c->stats.registrations++;
+    touch(c, s);
+    ES_INFO("session", "client %s registered at game %d map %d (%d, %d) channel %d [%s #%llu]",
+            s->id, pos.game_id, pos.map_id, pos.x, pos.y, pos.channel, s->addr,
+            (unsigned long long)s->serial);
+}
+
+static void handle_update(es_core *c, es_session *s, const es_msg *m)
+{
+    if (!s->registered) {
+        handle_register(c, s, m);
+        return;
+    }
+    char reason[ES_ERROR_MAX];
+    if (m->client_id_len != s->id_len || memcmp(m->client_id, s->id, s->id_len) != 0) {
+        snprintf(reason, sizeof reason, "client_id cannot change on a connection (registered as %s)",
+                 s->id);
+        send_error(c, s, reason);
+        return;
+    }
+    touch(c, s);
+    earshot_position pos = m->pos;
+    if (!es_hooks_position(c->hooks, &s->view, &pos, reason)) {
+        send_error(c, s, reason);
+        return;
+    }
+    if (same_position(&pos, &s->view.pos))
+        return;
+    s->view.pos = pos;
+    es_grid_update(&c->grid, s);
+    es_matcher_update(&c->matcher, s);
+    ES_DEBUG("session", "client %s at game %d map %d (%d, %d) channel %d", s->id, pos.game_id,
+             pos.map_id, pos.x, pos.y, pos.channel);
+}
+
+/* ---- relays ------------------------------------------------------------- */
+
+static void handle_relay(es_core *c, es_session *s, const es_msg *m)
+{
+    int is_ice = m->type == ES_MSG_SEND_ICE_CANDIDATE;
+    char text[ES_ERROR_MAX];
+    if (m->target_id_len == s->id_len && memcmp(m->target_id, s->id, s->id_len) == 0) {
+        send_error(c, s, "Cannot send to yourself");
+        return;
+    }
+    es_session *t = es_registry_find(&c->registry, m->target_id, m->target_id_len);
+    if (!t) {
+        c->stats.relays_unknown++;
+        if (!is_ice) {
+            snprintf(text, sizeof text, "Client %s not found", m->target_id);
+            send_error(c, s, text);
+        }
+        return;
+    }
+    earshot_relay r = {
+        .kind = m->type == ES_MSG_SEND_OFFER    ? EARSHOT_RELAY_OFFER
+                : m->type == ES_MSG_SEND_ANSWER ? EARSHOT_RELAY_ANSWER
+                                                : EARSHOT_RELAY_ICE_CANDIDATE,
+        .sender = &s->view,
+        .target = &t->view,
+        .payload = m->payload,
+        .payload_len = m->payload_len,
+        .matched = es_matcher_is_matched(s, t),
+    };
+    if (!es_hooks_relay(c->hooks, &r, text)) {
+        c->stats.relays_refused++;
+        ES_DEBUG("relay", "%s from %s to %s refused: %s", es_msg_type_name(m->type), s->id, t->id,
+                 text);
+        if (!is_ice)
+            send_error(c, s, text);
+        return;
+    }
+    es_buf_reset(&c->out);
+    es_protocol_write_relay(&c->out, m->type, s->id, s->id_len, m->payload, m->payload_len);
+    c->stats.relays_delivered++;
+    send_out(c, t);
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_info *join)
+{
+    es_session *s = es_xcalloc(1, sizeof *s);
+    s->conn = conn;
+    s->join = join;
+    s->serial = ++c->next_serial;
+    snprintf(s->addr, sizeof s->addr, "%s", address ? address : "");
+    s->view.client_id = s->id;
+    s->view.address = s->addr;
+    s->cell = ES_GRID_NO_CELL;
+    es_sendq_init(&s->q);
+    s->last_active = c->now();
+    idle_append(c, s);
+    c->sessions++;
+    c->stats.connections_opened++;
+    ES_DEBUG("session", "connection #%llu from %s", (unsigned long long)s->serial, s->addr);
+    return s;
+}
+
+void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int binary)
+{
+    if (s->closing)
+        return;
+    if (binary) {
+        c->stats.bad_messages++;
+        send_error(c, s, "Binary frames are not supported");
+        flush(c);
+        return;
+    }
+    es_msg m;
+    char err[ES_ERROR_MAX];
+    if (es_protocol_parse(data, len, &m, err) != 0) {
+        c->stats.bad_messages++;
+        ES_DEBUG("protocol", "bad message from %s: %s [%s #%llu]", s->registered ? s->id : "-",
+                 err, s->addr, (unsigned long long)s->serial);
+        send_error(c, s, err);
+        flush(c);
+        return;
+    }
+    c->stats.messages_in[m.type]++;
+    switch (m.type) {
+    case ES_MSG_DISCONNECT:
+        unregister(c, s, EARSHOT_LEAVE_DISCONNECT);
+        close_session(c, s, ES_CLOSE_NORMAL);
+        break;
+    case ES_MSG_UPDATE_POSITION:
+        handle_update(c, s, &m);
+        break;
+    default:
+        if (!s->registered) {
+            send_error(c, s, "Client must send UpdatePosition first.");
+        } else if (m.type == ES_MSG_REQUEST_PEER_REFRESH) {
+            touch(c, s);
+            es_matcher_mark_dirty(&c->matcher, s);
+        } else {
+            handle_relay(c, s, &m);
+        }
+        break;
+    }
+    es_msg_release(&m);
+    flush(c);
+}
+
+void es_core_frame_too_large(es_core *c, es_session *s)
+{
+    if (s->closing)
+        return;
+    char text[96];
+    snprintf(text, sizeof text, "Frame too large (limit %zu bytes)", c->cfg->max_frame_bytes);
+    c->stats.bad_messages++;
+    kick(c, s, EARSHOT_LEAVE_CLOSED, text, ES_CLOSE_TOO_BIG);
+    flush(c);
+}
+
+void es_core_closed(es_core *c, es_session *s)
+{
+    unregister(c, s, EARSHOT_LEAVE_CLOSED);
+    for (size_t i = 0; i < c->ndoomed; i++) {
+        if (c->doomed[i] == s) {
+            c->doomed[i] = c->doomed[--c->ndoomed];
+            break;
+        }
+    }
+    flush(c);
+    idle_unlink(c, s);
+    c->sessions--;
+    ES_DEBUG("session", "connection #%llu closed", (unsigned long long)s->serial);
+    session_free(s);
+}
+
+static void send_peers_each(es_session *s, void *ud)
+{
+    if (!s->closing)
+        send_peers(ud, s);
+}
+
+void es_core_tick(es_core *c)
+{
+    double now = c->now();
+    double idle = c->cfg->idle_timeout;
+    if (idle > 0) {
+        while (c->idle_head && now - c->idle_head->last_active >= idle) {
+            es_session *s = c->idle_head;
+            idle_unlink(c, s); /* it will not be timed out twice */
+            if (s->closing)
+                continue;
+            c->stats.timeouts++;
+            ES_INFO("session", "client %s timed out after %.1f s [%s #%llu]",
+                    s->registered ? s->id : "-", now - s->last_active, s->addr,
+                    (unsigned long long)s->serial);
+            kick(c, s, EARSHOT_LEAVE_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
+        }
+    }
+    double every = c->cfg->refresh_interval;
+    if (every > 0 && now >= c->next_refresh) {
+        es_registry_each(&c->registry, send_peers_each, c);
+        c->next_refresh = now + every;
+    }
+    flush(c);
+}

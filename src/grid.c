@@ -1,0 +1,204 @@
+#include "grid.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t key_hash(int32_t game, int32_t map, int64_t cx, int64_t cy)
+{
+    uint64_t h = mix(((uint64_t)(uint32_t)game << 32) | (uint32_t)map);
+    h = mix(h ^ (uint64_t)cx);
+    return mix(h ^ (uint64_t)cy * 0x9e3779b97f4a7c15ull);
+}
+
+void es_grid_init(es_grid *g, int64_t cell_size)
+{
+    memset(g, 0, sizeof *g);
+    g->cell_size = cell_size > 0 ? cell_size : 1;
+    g->free_head = UINT32_MAX;
+    g->table_cap = 64;
+    g->table = es_xcalloc(g->table_cap, sizeof *g->table);
+}
+
+void es_grid_free(es_grid *g)
+{
+    for (uint32_t i = 0; i < g->ncells; i++)
+        free(g->cells[i].members);
+    free(g->cells);
+    free(g->table);
+    memset(g, 0, sizeof *g);
+}
+
+static int cell_is(const es_grid_cell *c, int32_t game, int32_t map, int64_t cx, int64_t cy)
+{
+    return c->cx == cx && c->cy == cy && c->map_id == map && c->game_id == game;
+}
+
+static uint32_t lookup(const es_grid *g, int32_t game, int32_t map, int64_t cx, int64_t cy)
+{
+    uint32_t mask = g->table_cap - 1;
+    for (uint32_t i = (uint32_t)key_hash(game, map, cx, cy) & mask;; i = (i + 1) & mask) {
+        uint32_t e = g->table[i];
+        if (e == 0)
+            return ES_GRID_NO_CELL;
+        if (cell_is(&g->cells[e - 1], game, map, cx, cy))
+            return e - 1;
+    }
+}
+
+static void table_place(es_grid *g, uint32_t idx)
+{
+    const es_grid_cell *c = &g->cells[idx];
+    uint32_t mask = g->table_cap - 1;
+    uint32_t i = (uint32_t)key_hash(c->game_id, c->map_id, c->cx, c->cy) & mask;
+    while (g->table[i])
+        i = (i + 1) & mask;
+    g->table[i] = idx + 1;
+}
+
+static void table_grow(es_grid *g)
+{
+    uint32_t old_cap = g->table_cap;
+    uint32_t *old = g->table;
+    g->table_cap *= 2;
+    g->table = es_xcalloc(g->table_cap, sizeof *g->table);
+    for (uint32_t i = 0; i < old_cap; i++)
+        if (old[i])
+            table_place(g, old[i] - 1);
+    free(old);
+}
+
+static void table_remove(es_grid *g, uint32_t idx)
+{
+    uint32_t mask = g->table_cap - 1;
+    const es_grid_cell *c = &g->cells[idx];
+    uint32_t i = (uint32_t)key_hash(c->game_id, c->map_id, c->cx, c->cy) & mask;
+    while (g->table[i] != idx + 1)
+        i = (i + 1) & mask;
+    g->table[i] = 0;
+    for (uint32_t j = (i + 1) & mask; g->table[j]; j = (j + 1) & mask) {
+        const es_grid_cell *m = &g->cells[g->table[j] - 1];
+        uint32_t home = (uint32_t)key_hash(m->game_id, m->map_id, m->cx, m->cy) & mask;
+        int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!between) {
+            g->table[i] = g->table[j];
+            g->table[j] = 0;
+            i = j;
+        }
+    }
+}
+
+static uint32_t cell_get_or_add(es_grid *g, int32_t game, int32_t map, int64_t cx, int64_t cy)
+{
+    uint32_t idx = lookup(g, game, map, cx, cy);
+    if (idx != ES_GRID_NO_CELL)
+        return idx;
+    if (g->free_head != UINT32_MAX) {
+        idx = g->free_head;
+        g->free_head = g->cells[idx].next_free;
+    } else {
+        if (g->ncells == g->cells_cap) {
+            g->cells_cap = g->cells_cap ? g->cells_cap * 2 : 64;
+            g->cells = es_xrealloc(g->cells, g->cells_cap * sizeof *g->cells);
+        }
+        idx = g->ncells++;
+        g->cells[idx].members = NULL;
+        g->cells[idx].cap = 0;
+    }
+    es_grid_cell *c = &g->cells[idx];
+    c->game_id = game;
+    c->map_id = map;
+    c->cx = cx;
+    c->cy = cy;
+    c->n = 0;
+    if ((g->live + 1) * 2 > g->table_cap) /* keep load under 1/2 */
+        table_grow(g);
+    table_place(g, idx);
+    g->live++;
+    return idx;
+}
+
+void es_grid_insert(es_grid *g, es_session *s)
+{
+    const earshot_position *p = &s->view.pos;
+    uint32_t idx = cell_get_or_add(g, p->game_id, p->map_id, floor_div(p->x, g->cell_size),
+                                   floor_div(p->y, g->cell_size));
+    es_grid_cell *c = &g->cells[idx];
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4;
+        c->members = es_xrealloc(c->members, c->cap * sizeof *c->members);
+    }
+    s->cell = idx;
+    s->slot = c->n;
+    c->members[c->n++] = s;
+}
+
+void es_grid_remove(es_grid *g, es_session *s)
+{
+    if (s->cell == ES_GRID_NO_CELL)
+        return;
+    es_grid_cell *c = &g->cells[s->cell];
+    es_session *last = c->members[--c->n];
+    c->members[s->slot] = last;
+    last->slot = s->slot;
+    if (c->n == 0) {
+        table_remove(g, s->cell);
+        c->next_free = g->free_head;
+        g->free_head = s->cell;
+        g->live--;
+        /* Give back a large member array; keep small ones for reuse. */
+        if (c->cap > 64) {
+            free(c->members);
+            c->members = NULL;
+            c->cap = 0;
+        }
+    }
+    s->cell = ES_GRID_NO_CELL;
+}
+
+void es_grid_update(es_grid *g, es_session *s)
+{
+    const earshot_position *p = &s->view.pos;
+    if (s->cell != ES_GRID_NO_CELL &&
+        cell_is(&g->cells[s->cell], p->game_id, p->map_id, floor_div(p->x, g->cell_size),
+                floor_div(p->y, g->cell_size)))
+        return;
+    es_grid_remove(g, s);
+    es_grid_insert(g, s);
+}
+
+void es_grid_query(const es_grid *g, const es_session *s,
+                   void (*visit)(es_session *cand, void *ud), void *ud)
+{
+    const earshot_position *p = &s->view.pos;
+    int64_t cx = floor_div(p->x, g->cell_size), cy = floor_div(p->y, g->cell_size);
+    for (int64_t dx = -1; dx <= 1; dx++) {
+        for (int64_t dy = -1; dy <= 1; dy++) {
+            uint32_t idx = lookup(g, p->game_id, p->map_id, cx + dx, cy + dy);
+            if (idx == ES_GRID_NO_CELL)
+                continue;
+            const es_grid_cell *c = &g->cells[idx];
+            for (uint32_t i = 0; i < c->n; i++)
+                visit(c->members[i], ud);
+        }
+    }
+}
+
+uint32_t es_grid_live_cells(const es_grid *g) { return g->live; }

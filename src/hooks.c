@@ -1,0 +1,395 @@
+#include "hooks.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* The smallest descriptor any ABI version 1 plugin can have: up to on_pair. */
+#define ES_PLUGIN_MIN_SIZE (offsetof(earshot_plugin, on_pair) + sizeof(void (*)(void)))
+
+struct es_settings_value {
+    int64_t i;
+    double d;
+    int b;
+    char *s;
+};
+
+/* ---- settings ----------------------------------------------------------- */
+
+static const earshot_setting_def *find_def(const earshot_settings *s, const char *name,
+                                           size_t *index)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        if (strcmp(s->defs[i].name, name) == 0) {
+            *index = i;
+            return &s->defs[i];
+        }
+    }
+    return NULL;
+}
+
+static int64_t host_setting_int(const earshot_settings *s, const char *name)
+{
+    size_t i;
+    const earshot_setting_def *d = find_def(s, name, &i);
+    return d && d->type == EARSHOT_SETTING_INT ? s->values[i].i : 0;
+}
+
+static double host_setting_number(const earshot_settings *s, const char *name)
+{
+    size_t i;
+    const earshot_setting_def *d = find_def(s, name, &i);
+    return d && d->type == EARSHOT_SETTING_NUMBER ? s->values[i].d : 0.0;
+}
+
+static int host_setting_bool(const earshot_settings *s, const char *name)
+{
+    size_t i;
+    const earshot_setting_def *d = find_def(s, name, &i);
+    return d && d->type == EARSHOT_SETTING_BOOL ? s->values[i].b : 0;
+}
+
+static const char *host_setting_string(const earshot_settings *s, const char *name)
+{
+    size_t i;
+    const earshot_setting_def *d = find_def(s, name, &i);
+    return d && d->type == EARSHOT_SETTING_STRING ? s->values[i].s : "";
+}
+
+static void host_log(const earshot_host *host, earshot_log_level level, const char *fmt, ...)
+{
+    if (!es_log_enabled(level))
+        return;
+    const es_link *link = host->host_data;
+    char module[96];
+    snprintf(module, sizeof module, "plugin %s", link->name);
+    va_list ap;
+    va_start(ap, fmt);
+    es_log_writev(level, module, fmt, ap);
+    va_end(ap);
+}
+
+static void settings_free(earshot_settings *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        free(s->values[i].s);
+    free(s->values);
+    memset(s, 0, sizeof *s);
+}
+
+/* Fill link->settings from the entry's group, validated against the defs. */
+static int settings_load(const es_config *cfg, const es_hook_entry *e, es_link *link, char *err,
+                         size_t errlen)
+{
+    earshot_settings *s = &link->settings;
+    const earshot_setting_def *defs = link->desc->settings;
+    s->defs = defs;
+    s->count = 0;
+    while (defs && defs[s->count].name)
+        s->count++;
+    s->values = es_xcalloc(s->count, sizeof *s->values);
+    for (size_t i = 0; i < s->count; i++) {
+        s->values[i].i = defs[i].int_default;
+        s->values[i].d = defs[i].num_default;
+        s->values[i].b = defs[i].bool_default;
+        s->values[i].s = es_xstrdup(defs[i].string_default ? defs[i].string_default : "");
+    }
+    if (!e->settings)
+        return 0;
+    int n = config_setting_length(e->settings);
+    for (int k = 0; k < n; k++) {
+        const config_setting_t *v = config_setting_get_elem(e->settings, (unsigned)k);
+        char where[512];
+        es_config_where(cfg, v, where, sizeof where);
+        const char *name = config_setting_name(v);
+        size_t i;
+        const earshot_setting_def *d = name ? find_def(s, name, &i) : NULL;
+        if (!d) {
+            snprintf(err, errlen, "%splugin '%s' has no setting '%s'", where, e->name,
+                     name ? name : "?");
+            return -1;
+        }
+        int t = config_setting_type(v);
+        int is_int = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+        switch (d->type) {
+        case EARSHOT_SETTING_INT: {
+            if (!is_int) {
+                snprintf(err, errlen, "%s'%s' must be an integer (%s)", where, name, d->doc ? d->doc : "");
+                return -1;
+            }
+            long long x = config_setting_get_int64(v);
+            if (x < d->int_min || x > d->int_max) {
+                snprintf(err, errlen, "%s'%s' must be between %lld and %lld (got %lld)", where, name,
+                         (long long)d->int_min, (long long)d->int_max, x);
+                return -1;
+            }
+            s->values[i].i = x;
+            break;
+        }
+        case EARSHOT_SETTING_NUMBER: {
+            if (!is_int && t != CONFIG_TYPE_FLOAT) {
+                snprintf(err, errlen, "%s'%s' must be a number (%s)", where, name, d->doc ? d->doc : "");
+                return -1;
+            }
+            double x = is_int ? (double)config_setting_get_int64(v) : config_setting_get_float(v);
+            if (!(x >= d->num_min && x <= d->num_max)) {
+                snprintf(err, errlen, "%s'%s' must be between %g and %g (got %g)", where, name,
+                         d->num_min, d->num_max, x);
+                return -1;
+            }
+            s->values[i].d = x;
+            break;
+        }
+        case EARSHOT_SETTING_BOOL:
+            if (t != CONFIG_TYPE_BOOL) {
+                snprintf(err, errlen, "%s'%s' must be true or false", where, name);
+                return -1;
+            }
+            s->values[i].b = config_setting_get_bool(v);
+            break;
+        case EARSHOT_SETTING_STRING:
+            if (t != CONFIG_TYPE_STRING) {
+                snprintf(err, errlen, "%s'%s' must be a string", where, name);
+                return -1;
+            }
+            free(s->values[i].s);
+            s->values[i].s = es_xstrdup(config_setting_get_string(v));
+            break;
+        default:
+            snprintf(err, errlen, "%splugin '%s' declares setting '%s' with an unknown type", where,
+                     e->name, name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int link_open_plugin(const es_config *cfg, const es_hook_entry *e, es_link *link,
+                            char *err, size_t errlen)
+{
+    char where[512];
+    snprintf(where, sizeof where, "%s:%d: ", e->file, e->line);
+    link->dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
+    if (!link->dl) {
+        snprintf(err, errlen, "%scannot load plugin '%s': %s", where, e->name, dlerror());
+        return -1;
+    }
+    const earshot_plugin *(*describe)(void);
+    *(void **)&describe = dlsym(link->dl, EARSHOT_PLUGIN_ENTRY);
+    if (!describe) {
+        snprintf(err, errlen, "%s%s is not an earshot plugin: it has no symbol %s", where, e->path,
+                 EARSHOT_PLUGIN_ENTRY);
+        return -1;
+    }
+    const earshot_plugin *d = describe();
+    if (!d) {
+        snprintf(err, errlen, "%s%s: %s returned NULL", where, e->path, EARSHOT_PLUGIN_ENTRY);
+        return -1;
+    }
+    if (d->api_version != EARSHOT_PLUGIN_API_VERSION) {
+        snprintf(err, errlen,
+                 "%splugin '%s' (%s) was built for plugin API version %u, this earshot has "
+                 "version %u: rebuild it against this earshot's earshot/plugin.h",
+                 where, e->name, e->path, d->api_version, EARSHOT_PLUGIN_API_VERSION);
+        return -1;
+    }
+    if (d->struct_size < ES_PLUGIN_MIN_SIZE) {
+        snprintf(err, errlen,
+                 "%splugin '%s' (%s) has a descriptor of %u bytes, at least %zu expected: "
+                 "rebuild it against this earshot's earshot/plugin.h",
+                 where, e->name, e->path, d->struct_size, (size_t)ES_PLUGIN_MIN_SIZE);
+        return -1;
+    }
+    link->desc = d;
+    if (settings_load(cfg, e, link, err, errlen))
+        return -1;
+    if (d->init) {
+        char why[256] = "";
+        if (d->init(&link->host, &link->settings, &link->state, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%splugin '%s' failed to start: %s", where, e->name,
+                     why[0] ? why : "(no reason given)");
+            return -1;
+        }
+    }
+    link->initialised = 1;
+    link->query_radius = d->query_radius ? d->query_radius(link->state) : 0;
+    if (link->query_radius < 0 || link->query_radius > INT64_C(1) << 32) {
+        snprintf(err, errlen, "%splugin '%s' declares a query radius of %lld, outside 0..2^32",
+                 where, e->name, (long long)link->query_radius);
+        return -1;
+    }
+    return 0;
+}
+
+static void link_close(es_link *link)
+{
+    if (link->initialised && link->desc && link->desc->destroy)
+        link->desc->destroy(link->state);
+    settings_free(&link->settings);
+    if (link->dl)
+        dlclose(link->dl);
+    free(link->name);
+    memset(link, 0, sizeof *link);
+}
+
+/* Does this link implement hook id? */
+static int implements(const es_link *l, es_hook_id id)
+{
+    const earshot_plugin *d = l->desc;
+    switch (id) {
+    case ES_HOOK_JOIN: return d->on_join != NULL;
+    case ES_HOOK_POSITION: return d->on_position != NULL;
+    case ES_HOOK_MATCH: return d->match_filter != NULL;
+    case ES_HOOK_RELAY: return d->on_relay != NULL;
+    case ES_HOOK_LEAVE: return d->on_leave != NULL;
+    case ES_HOOK_PAIR: return d->on_pair != NULL;
+    default: return 0;
+    }
+}
+
+int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
+{
+    memset(h, 0, sizeof *h);
+    h->links = es_xcalloc(cfg->nhooks, sizeof *h->links);
+    for (size_t i = 0; i < cfg->nhooks; i++) {
+        const es_hook_entry *e = &cfg->hooks[i];
+        if (!e->enabled)
+            continue;
+        es_link *link = &h->links[h->nlinks++];
+        link->name = es_xstrdup(e->name);
+        link->host = (earshot_host){
+            .api_version = EARSHOT_PLUGIN_API_VERSION,
+            .log = host_log,
+            .now = es_now,
+            .setting_int = host_setting_int,
+            .setting_number = host_setting_number,
+            .setting_bool = host_setting_bool,
+            .setting_string = host_setting_string,
+            .host_data = link,
+        };
+        if (link_open_plugin(cfg, e, link, err, errlen)) {
+            es_hooks_unload(h);
+            return -1;
+        }
+        if (link->query_radius > h->query_radius)
+            h->query_radius = link->query_radius;
+        ES_INFO("hooks", "loaded %s %s %s (%s)", link->name, link->desc->name,
+                link->desc->version ? link->desc->version : "", e->path);
+    }
+    for (int id = 0; id < ES_HOOK_COUNT; id++) {
+        h->chain[id] = es_xcalloc(h->nlinks, sizeof(es_link *));
+        for (size_t i = 0; i < h->nlinks; i++)
+            if (implements(&h->links[i], (es_hook_id)id))
+                h->chain[id][h->chain_len[id]++] = &h->links[i];
+    }
+    return 0;
+}
+
+void es_hooks_unload(es_hooks *h)
+{
+    /* Destroy in reverse order of creation, like a stack. */
+    for (size_t i = h->nlinks; i-- > 0;)
+        link_close(&h->links[i]);
+    for (int id = 0; id < ES_HOOK_COUNT; id++)
+        free(h->chain[id]);
+    free(h->links);
+    memset(h, 0, sizeof *h);
+}
+
+/* ---- running ------------------------------------------------------------ */
+
+static void set_reason(char *out, const char *link_reason, const char *fallback)
+{
+    snprintf(out, ES_ERROR_MAX, "%s", link_reason && *link_reason ? link_reason : fallback);
+}
+
+int es_hooks_join(es_hooks *h, const earshot_join *j, char *reason)
+{
+    for (size_t i = 0; i < h->chain_len[ES_HOOK_JOIN]; i++) {
+        es_link *l = h->chain[ES_HOOK_JOIN][i];
+        const char *why = NULL;
+        l->calls++;
+        earshot_verdict v = l->desc->on_join(l->state, j, &why);
+        if (v == EARSHOT_DENY) {
+            set_reason(reason, why, "join refused");
+            return 0;
+        }
+        if (v == EARSHOT_ALLOW)
+            return 1;
+    }
+    return 1;
+}
+
+int es_hooks_position(es_hooks *h, const earshot_client *c, earshot_position *pos, char *reason)
+{
+    for (size_t i = 0; i < h->chain_len[ES_HOOK_POSITION]; i++) {
+        es_link *l = h->chain[ES_HOOK_POSITION][i];
+        const char *why = NULL;
+        l->calls++;
+        earshot_verdict v = l->desc->on_position(l->state, c, pos, &why);
+        if (v == EARSHOT_DENY) {
+            set_reason(reason, why, "position refused");
+            return 0;
+        }
+        if (v == EARSHOT_ALLOW)
+            return 1;
+    }
+    return 1;
+}
+
+int es_hooks_match(es_hooks *h, const earshot_client *a, const earshot_client *b, int matched)
+{
+    for (size_t i = 0; i < h->chain_len[ES_HOOK_MATCH]; i++) {
+        es_link *l = h->chain[ES_HOOK_MATCH][i];
+        l->calls++;
+        earshot_verdict v = l->desc->match_filter(l->state, a, b, matched);
+        if (v != EARSHOT_PASS)
+            return v == EARSHOT_ALLOW;
+    }
+    return 0;
+}
+
+int es_hooks_relay(es_hooks *h, const earshot_relay *r, char *reason)
+{
+    for (size_t i = 0; i < h->chain_len[ES_HOOK_RELAY]; i++) {
+        es_link *l = h->chain[ES_HOOK_RELAY][i];
+        const char *why = NULL;
+        l->calls++;
+        earshot_verdict v = l->desc->on_relay(l->state, r, &why);
+        if (v == EARSHOT_DENY) {
+            char fallback[ES_ERROR_MAX];
+            es_protocol_format_echo(fallback, sizeof fallback, "relay to ", r->target->client_id,
+                                    strlen(r->target->client_id), ES_ID_MAX, " not allowed");
+            set_reason(reason, why, fallback);
+            return 0;
+        }
+        if (v == EARSHOT_ALLOW)
+            return 1;
+    }
+    return 1;
+}
+
+void es_hooks_leave(es_hooks *h, const earshot_client *c, earshot_leave_reason why)
+{
+    for (size_t i = 0; i < h->chain_len[ES_HOOK_LEAVE]; i++) {
+        es_link *l = h->chain[ES_HOOK_LEAVE][i];
+        l->calls++;
+        l->desc->on_leave(l->state, c, why);
+    }
+}
+
+void es_hooks_pair(es_hooks *h, const earshot_client *a, const earshot_client *b, int matched)
+{
+    for (size_t i = 0; i < h->chain_len[ES_HOOK_PAIR]; i++) {
+        es_link *l = h->chain[ES_HOOK_PAIR][i];
+        l->calls++;
+        l->desc->on_pair(l->state, a, b, matched);
+    }
+}

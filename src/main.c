@@ -1,0 +1,173 @@
+/*
+ * earshot - proximity signaling server for WebRTC voice chat in games.
+ *
+ * main: command line, config, plugins, then the event loop until a signal.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <libwebsockets.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "hooks.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#ifndef EARSHOT_VERSION
+#define EARSHOT_VERSION "0.0.0"
+#endif
+#ifndef EARSHOT_CONFIG_PATH
+#define EARSHOT_CONFIG_PATH "/usr/local/etc/earshot/earshot.cfg"
+#endif
+#ifndef EARSHOT_PLUGIN_PATH
+#define EARSHOT_PLUGIN_PATH "/usr/local/lib/earshot/plugins"
+#endif
+
+#define EXIT_CONFIG 2
+
+static es_server *running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running)
+        es_server_stop(running);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: earshot [-c FILE] [--port N] [--check-config] [--version] [--help]\n"
+            "\n"
+            "  -c, --config FILE   config file (default: earshot.cfg next to the binary,\n"
+            "                      else " EARSHOT_CONFIG_PATH ")\n"
+            "  -p, --port N        listen on port N instead of the config's server.port\n"
+            "      --check-config  load the config and every enabled plugin, then exit\n"
+            "  -V, --version       print the version and exit\n"
+            "  -h, --help          print this help and exit\n");
+}
+
+/* The folder holding this executable, or "" if it cannot be told. */
+static void exe_dir(char *out, size_t len)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) {
+        out[0] = '\0';
+        return;
+    }
+    path[n] = '\0';
+    snprintf(out, len, "%s", dirname(path));
+}
+
+static int file_exists(const char *path) { return access(path, R_OK) == 0; }
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"port", required_argument, NULL, 'p'},
+        {"check-config", no_argument, NULL, 'k'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    int port = -1, check_only = 0, c;
+    while ((c = getopt_long(argc, argv, "c:p:Vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'p': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 0 || v > 65535) {
+                fprintf(stderr, "earshot: --port takes a number from 0 to 65535, not '%s'\n", optarg);
+                return EXIT_CONFIG;
+            }
+            port = (int)v;
+            break;
+        }
+        case 'k':
+            check_only = 1;
+            break;
+        case 'V':
+            printf("earshot %s (plugin API %u, libwebsockets %s, jansson %s)\n", EARSHOT_VERSION,
+                   EARSHOT_PLUGIN_API_VERSION, lws_get_library_version(), JANSSON_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "earshot: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+
+    char dir[PATH_MAX], local_cfg[PATH_MAX + 16], local_plugins[PATH_MAX + 16];
+    exe_dir(dir, sizeof dir);
+    snprintf(local_cfg, sizeof local_cfg, "%s/earshot.cfg", dir);
+    snprintf(local_plugins, sizeof local_plugins, "%s/plugins", dir);
+    if (!config_path)
+        config_path = dir[0] && file_exists(local_cfg) ? local_cfg : EARSHOT_CONFIG_PATH;
+    const char *plugin_dir = dir[0] && file_exists(local_plugins) ? local_plugins : EARSHOT_PLUGIN_PATH;
+
+    es_hash_seed_random();
+    es_config cfg;
+    es_hooks hooks;
+    char err[1024];
+    if (es_config_load(&cfg, config_path, plugin_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "earshot: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    es_log_set_level(cfg.log_level);
+    if (es_hooks_load(&hooks, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "earshot: %s\n", err);
+        es_config_free(&cfg);
+        return EXIT_CONFIG;
+    }
+    if (hooks.chain_len[ES_HOOK_MATCH] == 0)
+        ES_WARN("main", "no match filter is enabled: no two clients will ever be matched");
+    if (check_only) {
+        printf("%s: ok (%zu hooks enabled)\n", config_path, hooks.nlinks);
+        es_hooks_unload(&hooks);
+        es_config_free(&cfg);
+        return 0;
+    }
+
+    es_server *srv = es_server_create(&cfg, &hooks, port, err, sizeof err);
+    if (!srv) {
+        ES_ERROR("main", "%s", err);
+        es_hooks_unload(&hooks);
+        es_config_free(&cfg);
+        return 1;
+    }
+    running = srv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ES_INFO("main", "earshot %s listening on ws://%s:%d/ (config %s, takeover %s, grid cell %lld)",
+            EARSHOT_VERSION, cfg.address, es_server_port(srv), config_path,
+            es_takeover_name(cfg.takeover), (long long)(hooks.query_radius > 0 ? hooks.query_radius : 1));
+    int rc = es_server_run(srv);
+    ES_INFO("main", "stopping");
+    running = NULL;
+    es_server_destroy(srv);
+    es_hooks_unload(&hooks);
+    es_config_free(&cfg);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,169 @@
+#include "matcher.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void es_matcher_init(es_matcher *m, es_grid *grid, es_match_fn match, es_pair_fn pair, void *ud)
+{
+    m->grid = grid;
+    m->match = match;
+    m->pair = pair;
+    m->ud = ud;
+    m->epoch = 0;
+    m->free_edges = NULL;
+    m->dirty = NULL;
+    m->ndirty = m->dirty_cap = 0;
+    m->pairs = 0;
+    m->mover = NULL;
+}
+
+void es_matcher_free(es_matcher *m)
+{
+    while (m->free_edges) {
+        es_edge *e = m->free_edges;
+        m->free_edges = e->next_free;
+        free(e);
+    }
+    free(m->dirty);
+    m->dirty = NULL;
+}
+
+void es_matcher_mark_dirty(es_matcher *m, es_session *s)
+{
+    if (s->dirty)
+        return;
+    s->dirty = 1;
+    if (m->ndirty == m->dirty_cap) {
+        m->dirty_cap = m->dirty_cap ? m->dirty_cap * 2 : 64;
+        m->dirty = es_xrealloc(m->dirty, m->dirty_cap * sizeof *m->dirty);
+    }
+    m->dirty[m->ndirty++] = s;
+}
+
+es_session **es_matcher_take_dirty(es_matcher *m, size_t *n)
+{
+    *n = m->ndirty;
+    for (size_t i = 0; i < m->ndirty; i++)
+        m->dirty[i]->dirty = 0;
+    m->ndirty = 0;
+    return m->dirty;
+}
+
+static void edges_push(es_session *s, es_edge *e, uint32_t *index)
+{
+    if (s->nedges == s->edges_cap) {
+        s->edges_cap = s->edges_cap ? s->edges_cap * 2 : 4;
+        s->edges = es_xrealloc(s->edges, s->edges_cap * sizeof *s->edges);
+    }
+    *index = s->nedges;
+    s->edges[s->nedges++] = e;
+}
+
+/* Remove the edge at index i of s's array, keeping the moved edge's index right. */
+static void edges_cut(es_session *s, uint32_t i)
+{
+    es_edge *last = s->edges[--s->nedges];
+    s->edges[i] = last;
+    if (last->a == s)
+        last->ia = i;
+    else
+        last->ib = i;
+}
+
+static void link_pair(es_matcher *m, es_session *a, es_session *b)
+{
+    es_edge *e = m->free_edges;
+    if (e)
+        m->free_edges = e->next_free;
+    else
+        e = es_xmalloc(sizeof *e);
+    e->a = a;
+    e->b = b;
+    edges_push(a, e, &e->ia);
+    edges_push(b, e, &e->ib);
+    m->pairs++;
+    es_matcher_mark_dirty(m, a);
+    es_matcher_mark_dirty(m, b);
+    if (m->pair)
+        m->pair(m->ud, a, b, 1);
+}
+
+static void unlink_pair(es_matcher *m, es_edge *e)
+{
+    es_session *a = e->a, *b = e->b;
+    edges_cut(a, e->ia);
+    edges_cut(b, e->ib);
+    e->next_free = m->free_edges;
+    m->free_edges = e;
+    m->pairs--;
+    es_matcher_mark_dirty(m, a);
+    es_matcher_mark_dirty(m, b);
+    if (m->pair)
+        m->pair(m->ud, a, b, 0);
+}
+
+static void visit_candidate(es_session *c, void *ud)
+{
+    es_matcher *m = ud;
+    es_session *s = m->mover;
+    if (c == s)
+        return;
+    int matched = c->mark_matched == m->epoch;
+    if (!m->match(m->ud, s, c, matched))
+        return;
+    if (matched)
+        c->mark_keep = m->epoch;
+    else
+        link_pair(m, s, c); /* new edge: marks are irrelevant for it */
+}
+
+void es_matcher_update(es_matcher *m, es_session *s)
+{
+    m->epoch++;
+    uint32_t before = s->nedges;
+    for (uint32_t i = 0; i < before; i++)
+        es_edge_other(s->edges[i], s)->mark_matched = m->epoch;
+    m->mover = s;
+    es_grid_query(m->grid, s, visit_candidate, m);
+    m->mover = NULL;
+    /*
+     * The first `before` edges are the old ones (new ones were appended, and
+     * nothing was cut yet). Walk them backwards so cutting swaps in edges
+     * already visited or new ones, never an old one still to check.
+     */
+    for (uint32_t i = before; i-- > 0;) {
+        es_edge *e = s->edges[i];
+        es_session *o = es_edge_other(e, s);
+        if (o->mark_keep != m->epoch)
+            unlink_pair(m, e);
+    }
+}
+
+void es_matcher_remove_all(es_matcher *m, es_session *s)
+{
+    while (s->nedges > 0)
+        unlink_pair(m, s->edges[s->nedges - 1]);
+    if (s->dirty) {
+        /* s is leaving: it is owed nothing. Keep it out of the dirty list. */
+        for (size_t i = 0; i < m->ndirty; i++) {
+            if (m->dirty[i] == s) {
+                memmove(&m->dirty[i], &m->dirty[i + 1], (m->ndirty - i - 1) * sizeof *m->dirty);
+                m->ndirty--;
+                break;
+            }
+        }
+        s->dirty = 0;
+    }
+}
+
+int es_matcher_is_matched(const es_session *a, const es_session *b)
+{
+    const es_session *small = a->nedges <= b->nedges ? a : b;
+    const es_session *other = small == a ? b : a;
+    for (uint32_t i = 0; i < small->nedges; i++)
+        if (es_edge_other(small->edges[i], small) == other)
+            return 1;
+    return 0;
+}

@@ -1,0 +1,254 @@
+#include "protocol.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+static const char *const type_names[ES_MSG_TYPE_COUNT] = {
+    [ES_MSG_UPDATE_POSITION] = "UpdatePosition",
+    [ES_MSG_REQUEST_PEER_REFRESH] = "RequestPeerRefresh",
+    [ES_MSG_SEND_OFFER] = "SendOffer",
+    [ES_MSG_SEND_ANSWER] = "SendAnswer",
+    [ES_MSG_SEND_ICE_CANDIDATE] = "SendIceCandidate",
+    [ES_MSG_DISCONNECT] = "Disconnect",
+};
+
+/* The payload field of each relay type. */
+static const char *relay_field(es_msg_type t)
+{
+    switch (t) {
+    case ES_MSG_SEND_OFFER: return "offer";
+    case ES_MSG_SEND_ANSWER: return "answer";
+    case ES_MSG_SEND_ICE_CANDIDATE: return "candidate";
+    default: return NULL;
+    }
+}
+
+const char *es_msg_type_name(es_msg_type t)
+{
+    return (unsigned)t < ES_MSG_TYPE_COUNT ? type_names[t] : "?";
+}
+
+int es_protocol_id_valid(const char *id, size_t len)
+{
+    if (len < 1 || len > ES_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c < 0x20 || c == 0x7F)
+            return 0;
+    }
+    return es_utf8_valid(id, len);
+}
+
+void es_protocol_format_echo(char *out, size_t outlen, const char *prefix, const char *s,
+                             size_t len, size_t max, const char *suffix)
+{
+    size_t keep = es_utf8_prefix(s, len, max);
+    snprintf(out, outlen, "%s%.*s%s%s", prefix, (int)keep, s, keep < len ? "..." : "", suffix);
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+/*
+ * Field checks. `lenient_reals` is set on the second pass that only exists to
+ * name the field holding an integer too big for jansson (see parse below).
+ */
+typedef struct field_ctx {
+    const char *type;
+    char *err;
+    int lenient_reals;
+} field_ctx;
+
+static int fail(field_ctx *fc, const char *fmt, const char *field)
+{
+    char what[96];
+    snprintf(what, sizeof what, fmt, field);
+    snprintf(fc->err, ES_ERROR_MAX, "Invalid %s: %s", fc->type, what);
+    return -1;
+}
+
+static int get_int32(field_ctx *fc, json_t *data, const char *field, int optional,
+                     int32_t *out)
+{
+    json_t *v = json_object_get(data, field);
+    if (!v) {
+        if (optional) {
+            *out = 0;
+            return 0;
+        }
+        return fail(fc, "missing field '%s'", field);
+    }
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i >= INT32_MIN && i <= INT32_MAX) {
+            *out = (int32_t)i;
+            return 0;
+        }
+    } else if (fc->lenient_reals && json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d >= INT32_MIN && d <= INT32_MAX && d == (double)(int32_t)d) {
+            *out = (int32_t)d;
+            return 0;
+        }
+    }
+    return fail(fc, "field '%s' must be an integer in the signed 32-bit range", field);
+}
+
+static int get_string(field_ctx *fc, json_t *data, const char *field, const char **out,
+                      size_t *len)
+{
+    json_t *v = json_object_get(data, field);
+    if (!v)
+        return fail(fc, "missing field '%s'", field);
+    if (!json_is_string(v))
+        return fail(fc, "field '%s' must be a string", field);
+    *out = json_string_value(v);
+    *len = json_string_length(v);
+    return 0;
+}
+
+static int get_id(field_ctx *fc, json_t *data, const char *field, const char **out,
+                  size_t *len)
+{
+    if (get_string(fc, data, field, out, len))
+        return -1;
+    if (!es_protocol_id_valid(*out, *len))
+        return fail(fc, "field '%s' must be 1 to 128 bytes of UTF-8 with no control characters",
+                    field);
+    return 0;
+}
+
+/* Validate a decoded document into msg. Returns 0 or -1 with err set. */
+static int validate(json_t *root, es_msg *msg, char *err, int lenient_reals)
+{
+    if (!json_is_object(root)) {
+        snprintf(err, ES_ERROR_MAX, "Invalid message: expected a JSON object");
+        return -1;
+    }
+    json_t *type = json_object_get(root, "type");
+    if (!json_is_string(type)) {
+        snprintf(err, ES_ERROR_MAX, "Invalid message: field 'type' must be a string");
+        return -1;
+    }
+    const char *name = json_string_value(type);
+    size_t name_len = json_string_length(type);
+    int t = -1;
+    for (int i = 0; i < ES_MSG_TYPE_COUNT; i++) {
+        if (strlen(type_names[i]) == name_len && memcmp(type_names[i], name, name_len) == 0) {
+            t = i;
+            break;
+        }
+    }
+    if (t < 0) {
+        /* Echo at most 64 bytes; NULs inside cut the echo short, which is fine. */
+        es_protocol_format_echo(err, ES_ERROR_MAX, "Unknown message type: ", name,
+                                strnlen(name, name_len), 64, "");
+        return -1;
+    }
+    memset(msg, 0, sizeof *msg);
+    msg->type = (es_msg_type)t;
+    if (t == ES_MSG_DISCONNECT || t == ES_MSG_REQUEST_PEER_REFRESH)
+        return 0; /* data is ignored, whatever it holds */
+
+    field_ctx fc = {.type = type_names[t], .err = err, .lenient_reals = lenient_reals};
+    json_t *data = json_object_get(root, "data");
+    if (!json_is_object(data))
+        return fail(&fc, "field '%s' must be an object", "data");
+
+    if (t == ES_MSG_UPDATE_POSITION) {
+        if (get_id(&fc, data, "client_id", &msg->client_id, &msg->client_id_len) ||
+            get_int32(&fc, data, "map_id", 0, &msg->pos.map_id) ||
+            get_int32(&fc, data, "x", 0, &msg->pos.x) ||
+            get_int32(&fc, data, "y", 0, &msg->pos.y) ||
+            get_int32(&fc, data, "channel", 1, &msg->pos.channel) ||
+            get_int32(&fc, data, "game_id", 1, &msg->pos.game_id))
+            return -1;
+        return 0;
+    }
+    if (get_id(&fc, data, "target_id", &msg->target_id, &msg->target_id_len) ||
+        get_string(&fc, data, relay_field(msg->type), &msg->payload, &msg->payload_len))
+        return -1;
+    return 0;
+}
+
+int es_protocol_parse(const char *text, size_t len, es_msg *msg, char err[ES_ERROR_MAX])
+{
+    json_error_t jerr;
+    const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
+    json_t *root = json_loadb(text, len, flags, &jerr);
+    if (!root) {
+        /*
+         * jansson refuses integers beyond 64 bits outright. To still name the
+         * offending field, decode again with every number as a double: if the
+         * message then fails validation, that error names the field; if not,
+         * the plain JSON error stands.
+         */
+        if (strncmp(jerr.text, "too big", 7) == 0) {
+            json_error_t jerr2;
+            json_t *alt = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, &jerr2);
+            if (alt) {
+                es_msg tmp;
+                int bad = validate(alt, &tmp, err, 1);
+                json_decref(alt);
+                if (bad)
+                    return -1;
+            }
+        }
+        snprintf(err, ES_ERROR_MAX, "Invalid JSON: %s", jerr.text);
+        return -1;
+    }
+    if (validate(root, msg, err, 0)) {
+        json_decref(root);
+        return -1;
+    }
+    msg->doc_ = root;
+    return 0;
+}
+
+void es_msg_release(es_msg *msg)
+{
+    if (msg->doc_)
+        json_decref((json_t *)msg->doc_);
+    msg->doc_ = NULL;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+#define APPEND_LIT(b, lit) es_buf_append((b), (lit), sizeof(lit) - 1)
+
+void es_protocol_write_error(es_buf *b, const char *text)
+{
+    APPEND_LIT(b, "{\"type\":\"Error\",\"data\":");
+    es_buf_append_json_string(b, text, strlen(text));
+    APPEND_LIT(b, "}");
+}
+
+void es_protocol_write_peers_begin(es_buf *b) { APPEND_LIT(b, "{\"type\":\"NearbyPeers\",\"data\":["); }
+
+void es_protocol_write_peers_add(es_buf *b, const char *id, size_t len, int first)
+{
+    if (!first)
+        APPEND_LIT(b, ",");
+    es_buf_append_json_string(b, id, len);
+}
+
+void es_protocol_write_peers_end(es_buf *b) { APPEND_LIT(b, "]}"); }
+
+void es_protocol_write_relay(es_buf *b, es_msg_type kind, const char *sender_id,
+                             size_t sender_len, const char *payload, size_t payload_len)
+{
+    switch (kind) {
+    case ES_MSG_SEND_OFFER: APPEND_LIT(b, "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":"); break;
+    case ES_MSG_SEND_ANSWER: APPEND_LIT(b, "{\"type\":\"ReceiveAnswer\",\"data\":{\"sender_id\":"); break;
+    default: APPEND_LIT(b, "{\"type\":\"ReceiveIceCandidate\",\"data\":{\"sender_id\":"); break;
+    }
+    es_buf_append_json_string(b, sender_id, sender_len);
+    es_buf_append(b, ",\"", 2);
+    es_buf_append_cstr(b, relay_field(kind));
+    es_buf_append(b, "\":", 2);
+    es_buf_append_json_string(b, payload, payload_len);
+    APPEND_LIT(b, "}}");
+}

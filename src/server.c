@@ -1,0 +1,379 @@
+#include "server.h"
+
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+_Static_assert(ES_WIRE_HEADROOM >= LWS_PRE, "message headroom must cover LWS_PRE");
+
+#define TICK_US (100 * LWS_US_PER_MS)
+#define RX_CHUNK 4096           /* lws hands us frames in pieces of at most this */
+#define JOIN_INFO_MAX 8192      /* bytes of path, query and headers kept for join hooks */
+
+struct es_server {
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    const es_config *cfg;
+    es_core core;
+    lws_retry_bo_t retry;
+    lws_sorted_usec_list_t tick;
+    volatile sig_atomic_t stop;
+    int port;
+};
+
+/* Per-connection data lws allocates for us. */
+typedef struct pss {
+    es_session *s;      /* WebSocket connections */
+    char *rx;           /* a message arriving in several pieces */
+    size_t rx_len, rx_cap;
+    uint8_t rx_discard; /* the rest of an oversized message */
+    /* plain HTTP */
+    const char *body;
+    size_t body_len;
+} pss;
+
+static void want_write(void *tctx, es_session *s)
+{
+    (void)tctx;
+    lws_callback_on_writable((struct lws *)s->conn);
+}
+
+static const es_transport lws_transport = {.want_write = want_write};
+
+/* ---- join info: what the upgrade request said ------------------------- */
+
+static void lowercase(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/*
+ * Copy path, query and the request headers into one allocation. lws frees
+ * its header table once the upgrade is done, so the join hooks, which run
+ * at the first UpdatePosition, need their own copy.
+ */
+static es_join_info *capture_join_info(struct lws *wsi)
+{
+    char tmp[JOIN_INFO_MAX];
+    char *text = es_xmalloc(JOIN_INFO_MAX);
+    size_t used = 0;
+    size_t nh = 0;
+
+    /* path */
+    int n = lws_hdr_copy(wsi, tmp, sizeof tmp, WSI_TOKEN_GET_URI);
+    const char *path_src = n > 0 ? tmp : "/";
+    size_t path_off = used;
+    used += (size_t)snprintf(text + used, JOIN_INFO_MAX - used, "%s", path_src) + 1;
+
+    /* query: lws splits it into fragments at '&' */
+    size_t query_off = used;
+    text[used] = '\0';
+    for (int i = 0; used < JOIN_INFO_MAX - 1; i++) {
+        n = lws_hdr_copy_fragment(wsi, tmp, sizeof tmp, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0)
+            break;
+        size_t cur = strlen(text + query_off);
+        if ((size_t)n + cur + 2 > JOIN_INFO_MAX - query_off)
+            break;
+        if (cur)
+            text[query_off + cur++] = '&';
+        memcpy(text + query_off + cur, tmp, (size_t)n + 1);
+    }
+    used = query_off + strlen(text + query_off) + 1;
+
+    /* headers lws knows by name ("host:", "authorization:", ...) */
+    size_t name_off[64], value_off[64];
+    for (int t = 0; t < WSI_TOKEN_COUNT && nh < 64; t++) {
+        const char *name = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+        if (!name || name[0] == ':' || t == WSI_TOKEN_HTTP_URI_ARGS)
+            continue;
+        size_t nl = strlen(name);
+        if (nl < 2 || name[nl - 1] != ':')
+            continue; /* "get ", "post " and friends are the request line */
+        int vl = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+        if (vl <= 0 || (size_t)vl >= sizeof tmp)
+            continue;
+        if (used + nl + (size_t)vl + 2 > JOIN_INFO_MAX)
+            break;
+        if (lws_hdr_copy(wsi, tmp, sizeof tmp, (enum lws_token_indexes)t) < 0)
+            continue;
+        name_off[nh] = used;
+        memcpy(text + used, name, nl - 1);
+        text[used + nl - 1] = '\0';
+        lowercase(text + used);
+        used += nl;
+        value_off[nh] = used;
+        size_t tl = strlen(tmp);
+        memcpy(text + used, tmp, tl + 1);
+        used += tl + 1;
+        nh++;
+    }
+
+    es_join_info *ji = es_xmalloc(sizeof *ji + nh * sizeof(earshot_header) + used);
+    earshot_header *h = (earshot_header *)(ji + 1);
+    char *strings = (char *)(h + nh);
+    memcpy(strings, text, used);
+    free(text);
+    ji->path = strings + path_off;
+    ji->query = strings + query_off;
+    ji->headers = h;
+    ji->header_count = nh;
+    for (size_t i = 0; i < nh; i++) {
+        h[i].name = strings + name_off[i];
+        h[i].value = strings + value_off[i];
+    }
+    return ji;
+}
+
+static void peer_address(struct lws *wsi, char *out, size_t len)
+{
+    lws_get_peer_simple(wsi, out, len);
+    /* Show IPv4 clients of a dual-stack socket as plain IPv4. */
+    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
+        memmove(out, out + 7, strlen(out + 7) + 1);
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static int http_respond(struct lws *wsi, pss *p, unsigned status, const char *body)
+{
+    uint8_t buf[LWS_PRE + 512], *start = &buf[LWS_PRE], *pos = start, *end = &buf[sizeof buf - 1];
+    p->body = body;
+    p->body_len = strlen(body);
+    if (lws_add_http_common_headers(wsi, status, "text/plain; charset=utf-8", p->body_len, &pos,
+                                    end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &pos, end) ||
+        lws_finalize_write_http_header(wsi, start, &pos, end))
+        return 1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_write_body(struct lws *wsi, pss *p)
+{
+    if (!p->body)
+        return 0;
+    uint8_t buf[LWS_PRE + 256];
+    size_t n = p->body_len < sizeof buf - LWS_PRE ? p->body_len : sizeof buf - LWS_PRE;
+    memcpy(buf + LWS_PRE, p->body, n);
+    p->body = NULL;
+    if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n)
+        return 1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* ---- WebSocket ----------------------------------------------------------- */
+
+static int ws_receive(es_server *srv, struct lws *wsi, pss *p, const char *in, size_t len)
+{
+    es_core *core = &srv->core;
+    size_t max = srv->cfg->max_frame_bytes;
+    if (lws_is_first_fragment(wsi)) {
+        p->rx_len = 0;
+        p->rx_discard = 0;
+    }
+    if (p->rx_discard)
+        return 0;
+    int final = lws_is_final_fragment(wsi);
+    size_t total = p->rx_len + len + (final ? 0 : lws_remaining_packet_payload(wsi));
+    if (total > max) {
+        p->rx_discard = 1;
+        p->rx_len = 0;
+        es_core_frame_too_large(core, p->s);
+        return 0;
+    }
+    if (final && p->rx_len == 0) {
+        /* The common case: the whole message in one piece, no copy. */
+        es_core_frame(core, p->s, in, len, lws_frame_is_binary(wsi));
+        return 0;
+    }
+    if (p->rx_len + len > p->rx_cap) {
+        size_t cap = p->rx_cap ? p->rx_cap : 1024;
+        while (cap < p->rx_len + len)
+            cap *= 2;
+        p->rx = es_xrealloc(p->rx, cap);
+        p->rx_cap = cap;
+    }
+    memcpy(p->rx + p->rx_len, in, len);
+    p->rx_len += len;
+    if (final) {
+        es_core_frame(core, p->s, p->rx, p->rx_len, lws_frame_is_binary(wsi));
+        p->rx_len = 0;
+        if (p->rx_cap > 16384) { /* don't hold a big buffer for an idle client */
+            free(p->rx);
+            p->rx = NULL;
+            p->rx_cap = 0;
+        }
+    }
+    return 0;
+}
+
+static int ws_writeable(struct lws *wsi, pss *p)
+{
+    es_session *s = p->s;
+    if (!s)
+        return 0;
+    es_qmsg *m = es_sendq_peek(&s->q);
+    if (m) {
+        char *payload = es_qmsg_payload(m);
+        int n = lws_write(wsi, (unsigned char *)payload, m->len, LWS_WRITE_TEXT);
+        if (n < (int)m->len)
+            return -1;
+        es_sendq_pop(&s->q);
+        if (es_sendq_peek(&s->q) || s->closing)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (s->closing) {
+        static const char reasons[][24] = {"", "going away", "", "", "", "", "", "", "policy",
+                                           "message too big"};
+        int code = s->close_code ? s->close_code : ES_CLOSE_NORMAL;
+        const char *why = code >= 1000 && code <= 1009 ? reasons[code - 1000] : "";
+        lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
+        return -1;
+    }
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    es_server *srv = vh ? lws_vhost_user(vh) : NULL;
+    pss *p = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        if (strcmp((const char *)in, "/healthz") == 0)
+            return http_respond(wsi, p, HTTP_STATUS_OK, "ok\n");
+        return http_respond(wsi, p, HTTP_STATUS_NOT_FOUND, "not found\n");
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return http_write_body(wsi, p);
+
+    case LWS_CALLBACK_ESTABLISHED: {
+        char addr[64] = "";
+        peer_address(wsi, addr, sizeof addr);
+        memset(p, 0, sizeof *p);
+        p->s = es_core_open(&srv->core, wsi, addr, capture_join_info(wsi));
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        if (!p->s)
+            return -1;
+        return ws_receive(srv, wsi, p, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_writeable(wsi, p);
+    case LWS_CALLBACK_CLOSED:
+        if (p->s) {
+            es_core_closed(&srv->core, p->s);
+            p->s = NULL;
+        }
+        free(p->rx);
+        p->rx = NULL;
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {.name = "earshot", .callback = callback, .per_session_data_size = sizeof(pss),
+     .rx_buffer_size = RX_CHUNK},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    es_server *srv = lws_container_of(sul, es_server, tick);
+    es_core_tick(&srv->core);
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
+}
+
+static void lws_log_to_ours(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    es_log_write(level == LLL_ERR ? EARSHOT_LOG_ERROR : EARSHOT_LOG_WARN, "lws", "%.*s", (int)n,
+                 line);
+}
+
+es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_override, char *err,
+                            size_t errlen)
+{
+    es_server *srv = es_xcalloc(1, sizeof *srv);
+    srv->cfg = cfg;
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx) {
+        snprintf(err, errlen, "cannot create the libwebsockets context");
+        free(srv);
+        return NULL;
+    }
+
+    srv->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
+    srv->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval * 2 + 5);
+
+    memset(&info, 0, sizeof info);
+    info.port = port_override >= 0 ? port_override : cfg->port;
+    info.iface = strcmp(cfg->address, "0.0.0.0") == 0 || !*cfg->address ? NULL : cfg->address;
+    info.protocols = protocols;
+    info.user = srv;
+    info.vhost_name = "earshot";
+    info.retry_and_idle_policy = &srv->retry;
+    srv->vhost = lws_create_vhost(srv->ctx, &info);
+    if (!srv->vhost) {
+        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed?)", cfg->address,
+                 info.port);
+        lws_context_destroy(srv->ctx);
+        free(srv);
+        return NULL;
+    }
+    srv->port = lws_get_vhost_listen_port(srv->vhost);
+    es_core_init(&srv->core, cfg, hooks, &lws_transport, srv, NULL);
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
+    return srv;
+}
+
+int es_server_port(const es_server *srv) { return srv->port; }
+
+int es_server_run(es_server *srv)
+{
+    while (!srv->stop)
+        if (lws_service(srv->ctx, 0) < 0)
+            return -1;
+    return 0;
+}
+
+void es_server_stop(es_server *srv)
+{
+    srv->stop = 1;
+    if (srv->ctx)
+        lws_cancel_service(srv->ctx);
+}
+
+void es_server_destroy(es_server *srv)
+{
+    if (!srv)
+        return;
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
+    /* Destroying the context closes every connection (CLOSED callbacks). */
+    lws_context_destroy(srv->ctx);
+    srv->ctx = NULL;
+    es_core_free(&srv->core);
+    free(srv);
+}

@@ -1,0 +1,57 @@
+/*
+ * session - one WebSocket connection and, once registered, the client it
+ * carries. The struct is shared by the core modules (registry, grid,
+ * matcher, core); plugins only ever see the `view` member.
+ */
+#ifndef EARSHOT_SESSION_H
+#define EARSHOT_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "earshot/plugin.h"
+#include "protocol.h"
+#include "sendq.h"
+
+/* What the upgrade request said, kept for the join hooks until the
+ * connection registers. One allocation; the strings live inside it. */
+typedef struct es_join_info {
+    const char *path;
+    const char *query;
+    earshot_header *headers;
+    size_t header_count;
+} es_join_info;
+
+typedef struct es_edge es_edge;
+
+typedef struct es_session {
+    earshot_client view; /* view.client_id = id, view.address = addr */
+    char id[ES_ID_MAX + 1];
+    size_t id_len;
+    char addr[64];
+    uint64_t serial; /* connection number, for logs */
+
+    void *conn;          /* the transport's handle for this connection */
+    es_join_info *join;  /* freed once registered */
+    uint8_t registered;
+    uint8_t closing;     /* no more input is handled; closes once drained */
+    uint8_t dirty;       /* owes a NearbyPeers after the current message */
+    uint8_t doomed;      /* queued to be dropped after the current message */
+    int close_code;
+    es_sendq q;
+
+    /* grid */
+    uint32_t cell, slot;
+
+    /* matcher: the edges of this client's matched pairs */
+    es_edge **edges;
+    uint32_t nedges, edges_cap;
+    uint64_t mark_matched; /* == matcher epoch: currently matched with the mover */
+    uint64_t mark_keep;    /* == matcher epoch: still matched after the move */
+
+    /* liveness: sessions ordered by last activity, oldest first */
+    double last_active;
+    struct es_session *idle_prev, *idle_next;
+} es_session;
+
+#endif
