@@ -174,6 +174,66 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/* The keys only Lua entries have: grant, on_error, limits. */
+static int load_lua_options(loader *l, const config_setting_t *e, es_hook_entry *h)
+{
+    static const char *const hook_names[ES_VHOOK_COUNT] = {"join", "position", "match", "relay"};
+    h->deny_on_error[ES_VHOOK_JOIN] = 1;
+    h->deny_on_error[ES_VHOOK_RELAY] = 1;
+    h->instruction_limit = 1000000;
+    h->memory_limit = 16LL << 20;
+    if (get_int(l, e, "instruction_limit", 1000, 1LL << 40, &h->instruction_limit) ||
+        get_int(l, e, "memory_limit", 64LL << 10, 1LL << 40, &h->memory_limit))
+        return -1;
+
+    const config_setting_t *grant = config_setting_get_member(e, "grant");
+    if (grant) {
+        if (!config_setting_is_array(grant) && !config_setting_is_list(grant))
+            return fail(l, grant, "'grant' must be a list of library names: grant = [\"io\"];");
+        for (int i = 0; i < config_setting_length(grant); i++) {
+            const config_setting_t *g = config_setting_get_elem(grant, (unsigned)i);
+            const char *lib = config_setting_type(g) == CONFIG_TYPE_STRING
+                                  ? config_setting_get_string(g)
+                                  : NULL;
+            if (lib && strcmp(lib, "io") == 0)
+                h->grant_io = 1;
+            else if (lib && strcmp(lib, "os") == 0)
+                h->grant_os = 1;
+            else
+                return fail(l, g, "'grant' may name \"io\" and \"os\" only");
+        }
+    }
+
+    const config_setting_t *oe = config_setting_get_member(e, "on_error");
+    if (!oe)
+        return 0;
+    if (config_setting_type(oe) == CONFIG_TYPE_STRING) {
+        const char *v = config_setting_get_string(oe);
+        if (strcmp(v, "allow") != 0 && strcmp(v, "deny") != 0)
+            return fail(l, oe, "'on_error' must be \"allow\" or \"deny\" (got \"%s\")", v);
+        for (int i = 0; i < ES_VHOOK_COUNT; i++)
+            h->deny_on_error[i] = strcmp(v, "deny") == 0;
+        return 0;
+    }
+    if (!config_setting_is_group(oe))
+        return fail(l, oe, "'on_error' must be \"allow\", \"deny\" or a group "
+                           "{ join = \"deny\"; position = \"allow\"; ... }");
+    if (only_keys(l, oe, hook_names))
+        return -1;
+    for (int i = 0; i < ES_VHOOK_COUNT; i++) {
+        const char *v = NULL;
+        if (get_string(l, oe, hook_names[i], &v))
+            return -1;
+        if (!v)
+            continue;
+        if (strcmp(v, "allow") != 0 && strcmp(v, "deny") != 0)
+            return fail(l, config_setting_get_member(oe, hook_names[i]),
+                        "'%s' must be \"allow\" or \"deny\" (got \"%s\")", hook_names[i], v);
+        h->deny_on_error[i] = strcmp(v, "deny") == 0;
+    }
+    return 0;
+}
+
 static int load_hooks(loader *l, const config_setting_t *list, const char *config_dir)
 {
     es_config *c = l->c;
@@ -185,22 +245,30 @@ static int load_hooks(loader *l, const config_setting_t *list, const char *confi
         const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
         if (!config_setting_is_group(e))
             return fail(l, e, "each entry of 'hooks' must be a group { type = ...; name = ...; }");
-        static const char *const keys[] = {"type", "name", "enabled", "path", "settings", NULL};
-        if (only_keys(l, e, keys))
-            return -1;
         const char *type = NULL, *name = NULL, *path = NULL;
         int enabled = 1;
-        if (get_string(l, e, "type", &type) || get_string(l, e, "name", &name) ||
-            get_string(l, e, "path", &path) || get_bool(l, e, "enabled", &enabled))
+        if (get_string(l, e, "type", &type))
             return -1;
         if (!type)
-            return fail(l, e, "hook entry needs type = \"plugin\";");
+            return fail(l, e, "hook entry needs type = \"plugin\"; or type = \"lua\";");
         es_hook_entry *h = &c->hooks[c->nhooks];
+        static const char *const plugin_keys[] = {"type", "name", "enabled", "path", "settings",
+                                                  NULL};
+        static const char *const lua_keys[] = {"type",     "name",     "enabled",
+                                               "path",     "settings", "grant",
+                                               "on_error", "instruction_limit",
+                                               "memory_limit", NULL};
         if (strcmp(type, "plugin") == 0)
             h->kind = ES_HOOK_PLUGIN;
+        else if (strcmp(type, "lua") == 0)
+            h->kind = ES_HOOK_LUA;
         else
             return fail(l, config_setting_get_member(e, "type"),
-                        "unknown hook type '%s' (known: plugin)", type);
+                        "unknown hook type '%s' (known: plugin, lua)", type);
+        if (only_keys(l, e, h->kind == ES_HOOK_LUA ? lua_keys : plugin_keys) ||
+            get_string(l, e, "name", &name) || get_string(l, e, "path", &path) ||
+            get_bool(l, e, "enabled", &enabled))
+            return -1;
         if (!name || !valid_name(name))
             return fail(l, e, "hook entry needs name = \"...\"; (letters, digits, '_' or '-')");
         for (size_t k = 0; k < c->nhooks; k++)
@@ -209,6 +277,8 @@ static int load_hooks(loader *l, const config_setting_t *list, const char *confi
         const config_setting_t *settings = config_setting_get_member(e, "settings");
         if (settings && !config_setting_is_group(settings))
             return fail(l, settings, "'settings' must be a group: settings = { ... };");
+        if (h->kind == ES_HOOK_LUA && load_lua_options(l, e, h))
+            return -1;
         h->name = es_xstrdup(name);
         h->enabled = enabled;
         h->settings = settings;
@@ -218,19 +288,20 @@ static int load_hooks(loader *l, const config_setting_t *list, const char *confi
             h->path = join_path(config_dir, path);
         } else {
             char file[128];
-            snprintf(file, sizeof file, "%s.so", name);
-            h->path = join_path(c->plugin_dir, file);
+            snprintf(file, sizeof file, "%s.%s", name, h->kind == ES_HOOK_LUA ? "lua" : "so");
+            h->path = join_path(h->kind == ES_HOOK_LUA ? c->script_dir : c->plugin_dir, file);
         }
         c->nhooks++;
     }
     return 0;
 }
 
-static int load(loader *l, const char *default_plugin_dir)
+static int load(loader *l, const char *default_plugin_dir, const char *default_script_dir)
 {
     es_config *c = l->c;
     const config_setting_t *root = config_root_setting(&c->cfg_);
-    static const char *const top[] = {"server", "session", "log", "plugin_dir", "hooks", NULL};
+    static const char *const top[] = {"server", "session", "log", "plugin_dir", "script_dir",
+                                      "hooks", NULL};
     if (only_keys(l, root, top))
         return -1;
 
@@ -298,11 +369,14 @@ static int load(loader *l, const char *default_plugin_dir)
                     level);
 
     char *config_dir = dir_of(c->path);
-    const char *plugin_dir = NULL;
-    int rc = get_string(l, root, "plugin_dir", &plugin_dir);
+    const char *plugin_dir = NULL, *script_dir = NULL;
+    int rc = get_string(l, root, "plugin_dir", &plugin_dir) ||
+             get_string(l, root, "script_dir", &script_dir);
     if (rc == 0) {
         c->plugin_dir = plugin_dir ? join_path(config_dir, plugin_dir)
                                    : es_xstrdup(default_plugin_dir ? default_plugin_dir : ".");
+        c->script_dir = script_dir ? join_path(config_dir, script_dir)
+                                   : es_xstrdup(default_script_dir ? default_script_dir : ".");
         const config_setting_t *hooks = config_setting_get_member(root, "hooks");
         if (hooks)
             rc = load_hooks(l, hooks, config_dir);
@@ -311,8 +385,8 @@ static int load(loader *l, const char *default_plugin_dir)
     return rc;
 }
 
-int es_config_load(es_config *c, const char *path, const char *default_plugin_dir, char *err,
-                   size_t errlen)
+int es_config_load(es_config *c, const char *path, const char *default_plugin_dir,
+                   const char *default_script_dir, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
     c->path = es_xstrdup(path);
@@ -328,7 +402,7 @@ int es_config_load(es_config *c, const char *path, const char *default_plugin_di
         es_config_free(c);
         return -1;
     }
-    if (load(&l, default_plugin_dir)) {
+    if (load(&l, default_plugin_dir, default_script_dir)) {
         es_config_free(c);
         return -1;
     }
@@ -344,6 +418,7 @@ void es_config_free(es_config *c)
     free(c->hooks);
     free(c->address);
     free(c->plugin_dir);
+    free(c->script_dir);
     free(c->path);
     if (c->cfg_live_)
         config_destroy(&c->cfg_);

@@ -25,6 +25,15 @@ const char *es_takeover_name(es_takeover t);
 
 typedef enum es_hook_kind { ES_HOOK_PLUGIN = 0, ES_HOOK_LUA = 1 } es_hook_kind;
 
+/* The verdict hooks, for a script's per-hook on_error choice. */
+typedef enum es_verdict_hook {
+    ES_VHOOK_JOIN = 0,
+    ES_VHOOK_POSITION = 1,
+    ES_VHOOK_MATCH = 2,
+    ES_VHOOK_RELAY = 3,
+    ES_VHOOK_COUNT = 4
+} es_verdict_hook;
+
 /* One entry of the `hooks` list. */
 typedef struct es_hook_entry {
     es_hook_kind kind;
@@ -32,6 +41,11 @@ typedef struct es_hook_entry {
     char *path;   /* resolved file path of the .so or .lua */
     int enabled;
     const config_setting_t *settings; /* the `settings` group, or NULL */
+    /* Lua scripts only */
+    int grant_io, grant_os;         /* libraries the config grants it */
+    int deny_on_error[ES_VHOOK_COUNT]; /* 1: a failing hook denies; 0: it passes */
+    long long instruction_limit;    /* per hook call */
+    long long memory_limit;         /* bytes, per script */
     const char *file; /* where the entry is written, for messages */
     int line;
 } es_hook_entry;
@@ -55,6 +69,7 @@ typedef struct es_config {
     es_log_level log_level;
 
     char *plugin_dir;
+    char *script_dir;
     es_hook_entry *hooks;
     size_t nhooks;
 
@@ -63,12 +78,13 @@ typedef struct es_config {
 } es_config;
 
 /*
- * Read and validate `path`. default_plugin_dir is used when the file sets no
- * plugin_dir (a relative plugin_dir is taken relative to the file's folder).
+ * Read and validate `path`. default_plugin_dir and default_script_dir are
+ * used when the file sets no plugin_dir / script_dir (relative ones are taken
+ * relative to the file's folder).
  * Returns 0, or -1 with "FILE:LINE: message" in err.
  */
-int es_config_load(es_config *c, const char *path, const char *default_plugin_dir, char *err,
-                   size_t errlen);
+int es_config_load(es_config *c, const char *path, const char *default_plugin_dir,
+                   const char *default_script_dir, char *err, size_t errlen);
 void es_config_free(es_config *c);
 
 /* "FILE:LINE: " prefix for a setting (file falls back to the config's path). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "lua_host.h"
 #include "util.h"
 
 /* The smallest descriptor any ABI version 1 plugin can have: up to on_pair. */
@@ -274,14 +275,16 @@ int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
             .setting_string = host_setting_string,
             .host_data = link,
         };
-        if (link_open_plugin(cfg, e, link, err, errlen)) {
+        int rc = e->kind == ES_HOOK_LUA ? es_lua_open(e, link, err, errlen)
+                                        : link_open_plugin(cfg, e, link, err, errlen);
+        if (rc != 0) {
             es_hooks_unload(h);
             return -1;
         }
         if (link->query_radius > h->query_radius)
             h->query_radius = link->query_radius;
-        ES_INFO("hooks", "loaded %s %s %s (%s)", link->name, link->desc->name,
-                link->desc->version ? link->desc->version : "", e->path);
+        ES_INFO("hooks", "loaded %s %s (%s %s)", e->kind == ES_HOOK_LUA ? "script" : "plugin",
+                link->name, e->path, link->desc->version ? link->desc->version : "");
     }
     for (int id = 0; id < ES_HOOK_COUNT; id++) {
         h->chain[id] = es_xcalloc(h->nlinks, sizeof(es_link *));

@@ -29,6 +29,9 @@
 #ifndef EARSHOT_PLUGIN_PATH
 #define EARSHOT_PLUGIN_PATH "/usr/local/lib/earshot/plugins"
 #endif
+#ifndef EARSHOT_SCRIPT_PATH
+#define EARSHOT_SCRIPT_PATH "/usr/local/share/earshot/lua"
+#endif
 
 #define EXIT_CONFIG 2
 
@@ -114,19 +117,23 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
 
-    char dir[PATH_MAX], local_cfg[PATH_MAX + 16], local_plugins[PATH_MAX + 16];
+    char dir[PATH_MAX], local_cfg[PATH_MAX + 16], local_plugins[PATH_MAX + 16],
+        local_scripts[PATH_MAX + 16];
     exe_dir(dir, sizeof dir);
     snprintf(local_cfg, sizeof local_cfg, "%s/earshot.cfg", dir);
     snprintf(local_plugins, sizeof local_plugins, "%s/plugins", dir);
+    snprintf(local_scripts, sizeof local_scripts, "%s/lua", dir);
     if (!config_path)
         config_path = dir[0] && file_exists(local_cfg) ? local_cfg : EARSHOT_CONFIG_PATH;
+    /* Run from the build tree, use the build tree's plugins and scripts. */
     const char *plugin_dir = dir[0] && file_exists(local_plugins) ? local_plugins : EARSHOT_PLUGIN_PATH;
+    const char *script_dir = dir[0] && file_exists(local_scripts) ? local_scripts : EARSHOT_SCRIPT_PATH;
 
     es_hash_seed_random();
     es_config cfg;
     es_hooks hooks;
     char err[1024];
-    if (es_config_load(&cfg, config_path, plugin_dir, err, sizeof err) != 0) {
+    if (es_config_load(&cfg, config_path, plugin_dir, script_dir, err, sizeof err) != 0) {
         fprintf(stderr, "earshot: %s\n", err);
         return EXIT_CONFIG;
     }

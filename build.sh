@@ -1,0 +1,65 @@
+#!/bin/sh
+# earshot build script for POSIX machines (Debian 12 and friends).
+# The same jobs as build.ps1, for machines without PowerShell.
+#
+#   ./build.sh run     install packages, build, start earshot on the stock config
+#   ./build.sh test    install packages, build with -Werror, run every test
+#   ./build.sh build   build only (no package installation)
+#   ./build.sh deps    install the Debian packages only
+#
+# Environment: BUILD_DIR (default: build), BUILD_TYPE (default: RelWithDebInfo),
+# EARSHOT_SKIP_DEPS=1 to never call apt-get.
+set -eu
+
+cd "$(dirname "$0")"
+BUILD_DIR=${BUILD_DIR:-build}
+BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+
+# What building and running needs, and what the tests add.
+BUILD_PACKAGES="build-essential cmake pkg-config libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev"
+TEST_PACKAGES="libcmocka-dev python3 curl"
+
+deps() {
+    [ "${EARSHOT_SKIP_DEPS:-0}" = 1 ] && return 0
+    missing=""
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    echo "build.sh: installing$missing"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+}
+
+build() {
+    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "$@"
+    cmake --build "$BUILD_DIR" -j "$(nproc 2>/dev/null || echo 2)"
+}
+
+case "${1:-}" in
+run)
+    deps $BUILD_PACKAGES
+    build -DEARSHOT_BUILD_TESTS=OFF
+    shift
+    exec "$BUILD_DIR/earshot" "$@"
+    ;;
+test)
+    # shellcheck disable=SC2086
+    deps $BUILD_PACKAGES $TEST_PACKAGES
+    build -DEARSHOT_BUILD_TESTS=ON -DEARSHOT_WERROR=ON
+    cd "$BUILD_DIR"
+    ctest --output-on-failure -j "$(nproc 2>/dev/null || echo 2)"
+    ;;
+build)
+    build
+    ;;
+deps)
+    deps $BUILD_PACKAGES $TEST_PACKAGES
+    ;;
+*)
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -1,0 +1,733 @@
+#include "lua_host.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "protocol.h"
+#include "sha256.h"
+#include "util.h"
+
+/* The count hook fires every STEP instructions, so the budget is checked
+ * cheaply; a call may overrun its limit by less than STEP instructions. */
+#define STEP 1000
+
+enum { H_JOIN, H_POSITION, H_MATCH, H_RELAY, H_LEAVE, H_COUNT };
+static const char *const hook_globals[H_COUNT] = {"on_join", "on_position", "match_filter",
+                                                  "on_relay", "on_leave"};
+
+typedef struct es_script {
+    earshot_plugin desc; /* what the chains call; first, so &desc == script */
+    char *name;
+    char *path;
+    lua_State *L;
+    size_t mem_used, mem_limit;
+    long long instr_limit, instr_used;
+    int stopping;        /* the current call is over its budget */
+    int deny_on_error[ES_VHOOK_COUNT];
+    int fn[H_COUNT];     /* registry refs of the hook functions, or LUA_NOREF */
+    int t_a, t_b, t_pos, t_relay; /* reusable argument tables */
+    int64_t radius;      /* the global query_radius, read at load */
+    es_lua_stats stats;
+    char reason[ES_ERROR_MAX];
+} es_script;
+
+/* ---- memory and time limits -------------------------------------------- */
+
+static void *script_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    es_script *s = ud;
+    if (!ptr)
+        osize = 0; /* osize then only says what kind of object is wanted */
+    if (nsize == 0) {
+        free(ptr);
+        s->mem_used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && s->mem_used + (nsize - osize) > s->mem_limit)
+        return NULL; /* Lua turns this into a "not enough memory" error */
+    void *p = realloc(ptr, nsize);
+    if (p)
+        s->mem_used = s->mem_used - osize + nsize;
+    return p;
+}
+
+static es_script *script_of(lua_State *L) { return *(es_script **)lua_getextraspace(L); }
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    es_script *s = script_of(L);
+    s->instr_used += STEP;
+    if (s->instr_used > s->instr_limit || s->stopping) {
+        /* From now on fire at every instruction, so a pcall inside the script
+         * cannot swallow the stop: the first instruction outside it raises
+         * again. */
+        if (!s->stopping) {
+            s->stopping = 1;
+            lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+        }
+        luaL_error(L, "instruction limit exceeded (%lld per call)", s->instr_limit);
+    }
+}
+
+static void budget_start(es_script *s)
+{
+    s->instr_used = 0;
+    if (s->stopping) {
+        s->stopping = 0;
+        lua_sethook(s->L, count_hook, LUA_MASKCOUNT, STEP);
+    }
+}
+
+/* ---- the earshot table --------------------------------------------------- */
+
+static int l_log(lua_State *L)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    int level = luaL_checkoption(L, 1, NULL, levels);
+    const char *msg = luaL_checkstring(L, 2);
+    es_script *s = script_of(L);
+    char module[96];
+    snprintf(module, sizeof module, "lua %s", s->name);
+    ES_LOG((es_log_level)level, module, "%s", msg);
+    return 0;
+}
+
+static int l_print(lua_State *L)
+{
+    /* print() goes to the log at info level, arguments separated by tabs. */
+    luaL_Buffer b;
+    int n = lua_gettop(L);
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    es_script *s = script_of(L);
+    char module[96];
+    snprintf(module, sizeof module, "lua %s", s->name);
+    ES_INFO(module, "%s", lua_tostring(L, -1));
+    return 0;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, es_now());
+    return 1;
+}
+
+static int l_emit(lua_State *L)
+{
+    size_t len;
+    const char *line = luaL_checklstring(L, 1, &len);
+    /* One write per line, newline added, so lines never interleave. */
+    char *buf = malloc(len + 1);
+    if (!buf)
+        return luaL_error(L, "not enough memory");
+    memcpy(buf, line, len);
+    buf[len] = '\n';
+    fwrite(buf, 1, len + 1, stderr);
+    free(buf);
+    return 0;
+}
+
+static int l_hmac_sha256(lua_State *L)
+{
+    size_t kl, ml;
+    const char *key = luaL_checklstring(L, 1, &kl);
+    const char *msg = luaL_checklstring(L, 2, &ml);
+    uint8_t mac[32];
+    char hex[65];
+    es_hmac_sha256(key, kl, msg, ml, mac);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    lua_pushlstring(L, hex, 64);
+    return 1;
+}
+
+static int l_sha256(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    uint8_t d[32];
+    char hex[65];
+    es_sha256(data, len, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    lua_pushlstring(L, hex, 64);
+    return 1;
+}
+
+/* Compare two strings in time that depends only on their lengths. */
+static int l_secure_equals(lua_State *L)
+{
+    size_t al, bl;
+    const char *a = luaL_checklstring(L, 1, &al);
+    const char *b = luaL_checklstring(L, 2, &bl);
+    unsigned diff = al != bl;
+    size_t n = al < bl ? al : bl;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    lua_pushboolean(L, diff == 0);
+    return 1;
+}
+
+/* Text-only load(): scripts may compile Lua source, never bytecode. */
+static int l_load(lua_State *L)
+{
+    int env = !lua_isnone(L, 4);
+    size_t len;
+    const char *chunk = lua_tolstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, chunk ? chunk : "=(load)");
+    if (!chunk)
+        return luaL_error(L, "load: only strings of Lua source can be loaded");
+    int rc = luaL_loadbufferx(L, chunk, len, name, "t");
+    if (rc != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (env) {
+        lua_pushvalue(L, 4);
+        if (!lua_setupvalue(L, -2, 1))
+            lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* libconfig value at s -> Lua value on the stack. */
+static void push_setting(lua_State *L, const config_setting_t *s)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        lua_pushinteger(L, (lua_Integer)config_setting_get_int64(s));
+        break;
+    case CONFIG_TYPE_FLOAT:
+        lua_pushnumber(L, config_setting_get_float(s));
+        break;
+    case CONFIG_TYPE_BOOL:
+        lua_pushboolean(L, config_setting_get_bool(s));
+        break;
+    case CONFIG_TYPE_STRING:
+        lua_pushstring(L, config_setting_get_string(s));
+        break;
+    case CONFIG_TYPE_GROUP: {
+        int n = config_setting_length(s);
+        lua_createtable(L, 0, n);
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *c = config_setting_get_elem(s, (unsigned)i);
+            push_setting(L, c);
+            lua_setfield(L, -2, config_setting_name(c));
+        }
+        break;
+    }
+    case CONFIG_TYPE_ARRAY:
+    case CONFIG_TYPE_LIST: {
+        int n = config_setting_length(s);
+        lua_createtable(L, n, 0);
+        for (int i = 0; i < n; i++) {
+            push_setting(L, config_setting_get_elem(s, (unsigned)i));
+            lua_rawseti(L, -2, i + 1);
+        }
+        break;
+    }
+    default:
+        lua_pushnil(L);
+    }
+}
+
+static int guard_global(lua_State *L)
+{
+    return luaL_error(L, "assignment to undeclared global '%s' (declare it at the top of the "
+                         "script, or use local)",
+                      lua_tostring(L, 2));
+}
+
+/* Open the sandbox: chosen libraries, no file or bytecode loading. */
+static void open_sandbox(lua_State *L, const es_hook_entry *e)
+{
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    lua_pop(L, 1);
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump"); /* no bytecode out either */
+    lua_pop(L, 1);
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+    lua_pop(L, 1);
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+    lua_pop(L, 1);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+    lua_pop(L, 1);
+    if (e->grant_io) {
+        luaL_requiref(L, LUA_IOLIBNAME, luaopen_io, 1);
+        lua_pop(L, 1);
+    }
+    if (e->grant_os) {
+        luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 1);
+        lua_pushnil(L);
+        lua_setfield(L, -2, "exit"); /* never: it would stop the server */
+        lua_pop(L, 1);
+    }
+    static const char *const removed[] = {"dofile", "loadfile", "collectgarbage", "require"};
+    for (size_t i = 0; i < ES_ARRAY_LEN(removed); i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, removed[i]);
+    }
+    lua_pushcfunction(L, l_load);
+    lua_setglobal(L, "load");
+    lua_pushcfunction(L, l_print);
+    lua_setglobal(L, "print");
+
+    static const luaL_Reg api[] = {
+        {"log", l_log},         {"now", l_now},       {"emit", l_emit},
+        {"hmac_sha256", l_hmac_sha256}, {"sha256", l_sha256},
+        {"secure_equals", l_secure_equals}, {NULL, NULL},
+    };
+    luaL_newlib(L, api);
+    if (e->settings)
+        push_setting(L, e->settings);
+    else
+        lua_newtable(L);
+    lua_setfield(L, -2, "settings");
+    lua_pushstring(L, e->name);
+    lua_setfield(L, -2, "name");
+    lua_setglobal(L, "earshot");
+}
+
+/* ---- calling hooks ------------------------------------------------------- */
+
+static void fill_position(lua_State *L, const earshot_position *p)
+{
+    lua_pushinteger(L, p->game_id);
+    lua_setfield(L, -2, "game_id");
+    lua_pushinteger(L, p->map_id);
+    lua_setfield(L, -2, "map_id");
+    lua_pushinteger(L, p->x);
+    lua_setfield(L, -2, "x");
+    lua_pushinteger(L, p->y);
+    lua_setfield(L, -2, "y");
+    lua_pushinteger(L, p->channel);
+    lua_setfield(L, -2, "channel");
+}
+
+/* Push the reusable table ref, refilled with client c. */
+static void push_client(es_script *s, int ref, const earshot_client *c)
+{
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushstring(L, c->client_id);
+    lua_setfield(L, -2, "client_id");
+    lua_pushstring(L, c->address);
+    lua_setfield(L, -2, "address");
+    fill_position(L, &c->pos);
+}
+
+/*
+ * Call the hook function with nargs arguments already pushed above it.
+ * Returns 0 with nres results on the stack, or -1 (stack restored) after
+ * logging and counting the failure.
+ */
+static int call_hook(es_script *s, int hook, int nargs, int nres)
+{
+    lua_State *L = s->L;
+    s->stats.calls++;
+    budget_start(s);
+    int rc = lua_pcall(L, nargs, nres, 0);
+    if (rc == LUA_OK)
+        return 0;
+    char module[96];
+    snprintf(module, sizeof module, "lua %s", s->name);
+    if (rc == LUA_ERRMEM) {
+        s->stats.memory_stops++;
+        ES_WARN(module, "%s stopped: memory limit of %zu bytes reached", hook_globals[hook],
+                s->mem_limit);
+    } else if (s->stopping) {
+        s->stats.budget_stops++;
+        ES_WARN(module, "%s stopped: instruction limit of %lld reached", hook_globals[hook],
+                s->instr_limit);
+    } else {
+        s->stats.errors++;
+        ES_WARN(module, "%s failed: %s", hook_globals[hook],
+                lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
+    }
+    lua_pop(L, 1);
+    if (rc == LUA_ERRMEM)
+        lua_gc(L, LUA_GCCOLLECT);
+    return -1;
+}
+
+static earshot_verdict on_error(es_script *s, es_verdict_hook which, const char **reason)
+{
+    if (s->deny_on_error[which]) {
+        snprintf(s->reason, sizeof s->reason, "internal error");
+        if (reason)
+            *reason = s->reason;
+        return EARSHOT_DENY;
+    }
+    return EARSHOT_PASS;
+}
+
+/* Turn results (value, reason) at the top into a verdict; pops them.
+ * Returns -1 if the first value is not nil or a boolean. */
+static int read_verdict(es_script *s, earshot_verdict *v, const char **reason)
+{
+    lua_State *L = s->L;
+    int t = lua_type(L, -2);
+    int rc = 0;
+    if (t == LUA_TNIL) {
+        *v = EARSHOT_PASS;
+    } else if (t == LUA_TBOOLEAN) {
+        *v = lua_toboolean(L, -2) ? EARSHOT_ALLOW : EARSHOT_DENY;
+        if (*v == EARSHOT_DENY && reason && lua_type(L, -1) == LUA_TSTRING) {
+            size_t len;
+            const char *r = lua_tolstring(L, -1, &len);
+            size_t keep = es_utf8_prefix(r, strnlen(r, len), sizeof s->reason - 1);
+            memcpy(s->reason, r, keep);
+            s->reason[keep] = '\0';
+            *reason = s->reason;
+        }
+    } else {
+        rc = -1;
+    }
+    lua_pop(L, 2);
+    return rc;
+}
+
+static void bad_return(es_script *s, int hook, const char *expected)
+{
+    s->stats.errors++;
+    char module[96];
+    snprintf(module, sizeof module, "lua %s", s->name);
+    ES_WARN(module, "%s returned something else than %s", hook_globals[hook], expected);
+}
+
+static earshot_verdict lua_on_join(void *state, const earshot_join *j, const char **reason)
+{
+    es_script *s = state;
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_JOIN]);
+    /* A join is rare: a fresh table each time, so a script may keep it. */
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, j->client_id);
+    lua_setfield(L, -2, "client_id");
+    lua_pushstring(L, j->address);
+    lua_setfield(L, -2, "address");
+    lua_pushstring(L, j->path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, j->query);
+    lua_setfield(L, -2, "query");
+    fill_position(L, &j->pos);
+    lua_createtable(L, 0, (int)j->header_count);
+    for (size_t i = 0; i < j->header_count; i++) {
+        lua_pushstring(L, j->headers[i].value);
+        lua_setfield(L, -2, j->headers[i].name);
+    }
+    lua_setfield(L, -2, "headers");
+    if (call_hook(s, H_JOIN, 1, 2))
+        return on_error(s, ES_VHOOK_JOIN, reason);
+    earshot_verdict v;
+    if (read_verdict(s, &v, reason)) {
+        bad_return(s, H_JOIN, "nil, true or false");
+        return on_error(s, ES_VHOOK_JOIN, reason);
+    }
+    return v;
+}
+
+/* Read an int32 field of the table at idx into *out (absent: unchanged). */
+static int read_int32_field(lua_State *L, int idx, const char *field, int32_t *out)
+{
+    int t = lua_getfield(L, idx, field);
+    int ok = 1;
+    if (t != LUA_TNIL) {
+        int isint;
+        lua_Integer v = lua_tointegerx(L, -1, &isint);
+        if (isint && v >= INT32_MIN && v <= INT32_MAX)
+            *out = (int32_t)v;
+        else
+            ok = 0;
+    }
+    lua_pop(L, 1);
+    return ok;
+}
+
+static earshot_verdict lua_on_position(void *state, const earshot_client *c, earshot_position *pos,
+                                       const char **reason)
+{
+    es_script *s = state;
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_POSITION]);
+    push_client(s, s->t_a, c);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_pos);
+    fill_position(L, pos);
+    if (call_hook(s, H_POSITION, 2, 2))
+        return on_error(s, ES_VHOOK_POSITION, reason);
+    if (lua_type(L, -2) == LUA_TTABLE) {
+        earshot_position adj = *pos;
+        int ok = read_int32_field(L, -2, "game_id", &adj.game_id) &&
+                 read_int32_field(L, -2, "map_id", &adj.map_id) &&
+                 read_int32_field(L, -2, "x", &adj.x) && read_int32_field(L, -2, "y", &adj.y) &&
+                 read_int32_field(L, -2, "channel", &adj.channel);
+        lua_pop(L, 2);
+        if (!ok) {
+            bad_return(s, H_POSITION, "a position with int32 fields");
+            return on_error(s, ES_VHOOK_POSITION, reason);
+        }
+        *pos = adj;
+        return EARSHOT_PASS;
+    }
+    earshot_verdict v;
+    if (read_verdict(s, &v, reason)) {
+        bad_return(s, H_POSITION, "nil, true, false or a position table");
+        return on_error(s, ES_VHOOK_POSITION, reason);
+    }
+    return v;
+}
+
+static earshot_verdict lua_match(void *state, const earshot_client *a, const earshot_client *b,
+                                 int matched)
+{
+    es_script *s = state;
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_MATCH]);
+    push_client(s, s->t_a, a);
+    push_client(s, s->t_b, b);
+    lua_pushboolean(L, matched);
+    if (call_hook(s, H_MATCH, 3, 1))
+        return on_error(s, ES_VHOOK_MATCH, NULL);
+    int t = lua_type(L, -1);
+    earshot_verdict v = t == LUA_TNIL       ? EARSHOT_PASS
+                        : t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? EARSHOT_ALLOW : EARSHOT_DENY)
+                                            : (earshot_verdict)-1;
+    lua_pop(L, 1);
+    if ((int)v == -1) {
+        bad_return(s, H_MATCH, "nil, true or false");
+        return on_error(s, ES_VHOOK_MATCH, NULL);
+    }
+    return v;
+}
+
+static earshot_verdict lua_on_relay(void *state, const earshot_relay *r, const char **reason)
+{
+    static const char *const kinds[] = {"offer", "answer", "candidate"};
+    es_script *s = state;
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_RELAY]);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_relay);
+    lua_pushstring(L, kinds[r->kind]);
+    lua_setfield(L, -2, "kind");
+    push_client(s, s->t_a, r->sender);
+    lua_setfield(L, -2, "sender");
+    push_client(s, s->t_b, r->target);
+    lua_setfield(L, -2, "target");
+    lua_pushlstring(L, r->payload, r->payload_len);
+    lua_setfield(L, -2, "payload");
+    lua_pushboolean(L, r->matched);
+    lua_setfield(L, -2, "matched");
+    if (call_hook(s, H_RELAY, 1, 2))
+        return on_error(s, ES_VHOOK_RELAY, reason);
+    earshot_verdict v;
+    if (read_verdict(s, &v, reason)) {
+        bad_return(s, H_RELAY, "nil, true or false");
+        return on_error(s, ES_VHOOK_RELAY, reason);
+    }
+    return v;
+}
+
+static void lua_on_leave(void *state, const earshot_client *c, earshot_leave_reason why)
+{
+    static const char *const reasons[] = {"disconnect", "closed", "timeout", "takeover",
+                                          "shutdown"};
+    es_script *s = state;
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_LEAVE]);
+    push_client(s, s->t_a, c);
+    lua_pushstring(L, (unsigned)why < ES_ARRAY_LEN(reasons) ? reasons[why] : "closed");
+    call_hook(s, H_LEAVE, 2, 0);
+}
+
+static int64_t lua_query_radius(void *state);
+
+static void script_free(es_script *s)
+{
+    if (s->L)
+        lua_close(s->L);
+    free(s->name);
+    free(s->path);
+    free(s);
+}
+
+static void lua_destroy(void *state) { script_free(state); }
+
+/* ---- loading ------------------------------------------------------------- */
+
+static int64_t radius_of(es_script *s, char *err, size_t errlen, const char *where)
+{
+    lua_State *L = s->L;
+    int t = lua_getglobal(L, "query_radius");
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    lua_pop(L, 1);
+    if (!isint || v < 0 || v > (INT64_C(1) << 32)) {
+        snprintf(err, errlen, "%sscript '%s': query_radius must be an integer from 0 to 2^32",
+                 where, s->name);
+        return -1;
+    }
+    return v;
+}
+
+static int new_table_ref(lua_State *L, int narr, int nrec)
+{
+    lua_createtable(L, narr, nrec);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
+{
+    char where[512];
+    snprintf(where, sizeof where, "%s:%d: ", e->file, e->line);
+    es_script *s = es_xcalloc(1, sizeof *s);
+    s->name = es_xstrdup(e->name);
+    s->path = es_xstrdup(e->path);
+    s->mem_limit = (size_t)e->memory_limit;
+    s->instr_limit = e->instruction_limit;
+    memcpy(s->deny_on_error, e->deny_on_error, sizeof s->deny_on_error);
+    for (int i = 0; i < H_COUNT; i++)
+        s->fn[i] = LUA_NOREF;
+
+    s->L = lua_newstate(script_alloc, s);
+    if (!s->L) {
+        snprintf(err, errlen, "%sscript '%s': cannot create a Lua state", where, e->name);
+        script_free(s);
+        return -1;
+    }
+    lua_State *L = s->L;
+    *(es_script **)lua_getextraspace(L) = s;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, STEP);
+    open_sandbox(L, e);
+
+    /* Read the file ourselves: the sandbox has no file access, and the
+     * script may only ever be text. */
+    FILE *f = fopen(e->path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%scannot read script '%s' (%s)", where, e->name, e->path);
+        script_free(s);
+        return -1;
+    }
+    char *src = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            src = es_xrealloc(src, cap);
+        }
+        size_t n = fread(src + len, 1, cap - len, f);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    fclose(f);
+    char chunkname[600];
+    snprintf(chunkname, sizeof chunkname, "@%s", e->path);
+    int rc = luaL_loadbufferx(L, src, len, chunkname, "t");
+    free(src);
+    if (rc == LUA_OK) {
+        budget_start(s);
+        rc = lua_pcall(L, 0, 0, 0);
+    }
+    if (rc != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        snprintf(err, errlen, "%sscript '%s' failed to load: %s", where, e->name,
+                 s->stopping ? "instruction limit exceeded while loading"
+                 : rc == LUA_ERRMEM ? "memory limit exceeded while loading"
+                 : msg ? msg : "unknown error");
+        script_free(s);
+        return -1;
+    }
+
+    int any = 0;
+    for (int i = 0; i < H_COUNT; i++) {
+        int t = lua_getglobal(L, hook_globals[i]);
+        if (t == LUA_TFUNCTION) {
+            s->fn[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+            any = 1;
+        } else {
+            lua_pop(L, 1);
+            if (t != LUA_TNIL) {
+                snprintf(err, errlen, "%sscript '%s': %s must be a function", where, e->name,
+                         hook_globals[i]);
+                script_free(s);
+                return -1;
+            }
+        }
+    }
+    if (!any) {
+        snprintf(err, errlen,
+                 "%sscript '%s' defines none of on_join, on_position, match_filter, on_relay, "
+                 "on_leave",
+                 where, e->name);
+        script_free(s);
+        return -1;
+    }
+    int64_t radius = radius_of(s, err, errlen, where);
+    if (radius < 0) {
+        script_free(s);
+        return -1;
+    }
+    s->radius = radius;
+    s->t_a = new_table_ref(L, 0, 7);
+    s->t_b = new_table_ref(L, 0, 7);
+    s->t_pos = new_table_ref(L, 0, 5);
+    s->t_relay = new_table_ref(L, 0, 5);
+
+    /* From here on, a new global is a bug in the script: say so. */
+    lua_pushglobaltable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, guard_global);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+
+    s->desc = (earshot_plugin){
+        .api_version = EARSHOT_PLUGIN_API_VERSION,
+        .struct_size = sizeof(earshot_plugin),
+        .name = s->name,
+        .version = "lua",
+        .description = s->path,
+        .destroy = lua_destroy,
+        .query_radius = lua_query_radius,
+        .on_join = s->fn[H_JOIN] != LUA_NOREF ? lua_on_join : NULL,
+        .on_position = s->fn[H_POSITION] != LUA_NOREF ? lua_on_position : NULL,
+        .match_filter = s->fn[H_MATCH] != LUA_NOREF ? lua_match : NULL,
+        .on_relay = s->fn[H_RELAY] != LUA_NOREF ? lua_on_relay : NULL,
+        .on_leave = s->fn[H_LEAVE] != LUA_NOREF ? lua_on_leave : NULL,
+    };
+    link->desc = &s->desc;
+    link->state = s;
+    link->initialised = 1;
+    link->query_radius = radius;
+    return 0;
+}
+
+static int64_t lua_query_radius(void *state) { return ((es_script *)state)->radius; }
+
+const es_lua_stats *es_lua_link_stats(const es_link *link)
+{
+    if (!link->desc || link->desc->destroy != lua_destroy)
+        return NULL;
+    es_script *s = link->state;
+    s->stats.memory_bytes = s->mem_used;
+    return &s->stats;
+}
