@@ -312,8 +312,9 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
     if (bad)
         return -1;
 
-    static const char *const server_keys[] = {"address", "port", "max_frame_bytes",
-                                              "send_queue_bytes", "ping_interval", NULL};
+    static const char *const server_keys[] = {"address",          "port",
+                                              "max_frame_bytes",  "send_queue_bytes",
+                                              "ping_interval",    "metrics", NULL};
     static const char *const session_keys[] = {"takeover", "idle_timeout", "refresh_interval",
                                                NULL};
     static const char *const log_keys[] = {"level", NULL};
@@ -334,6 +335,18 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
     c->max_frame_bytes = (size_t)max_frame;
     c->send_queue_bytes = (size_t)sendq;
     c->ping_interval = (int)ping;
+    const char *metrics = "loopback";
+    if (get_string(l, server, "metrics", &metrics))
+        return -1;
+    if (strcmp(metrics, "off") == 0)
+        c->metrics = ES_METRICS_OFF;
+    else if (strcmp(metrics, "loopback") == 0)
+        c->metrics = ES_METRICS_LOOPBACK;
+    else if (strcmp(metrics, "public") == 0)
+        c->metrics = ES_METRICS_PUBLIC;
+    else
+        return fail(l, config_setting_get_member(server, "metrics"),
+                    "'metrics' must be \"off\", \"loopback\" or \"public\" (got \"%s\")", metrics);
     if (c->send_queue_bytes < c->max_frame_bytes * 2)
         return fail(l, config_setting_get_member(server, "send_queue_bytes")
                            ? config_setting_get_member(server, "send_queue_bytes")

@@ -23,6 +23,12 @@ typedef enum es_takeover {
 
 const char *es_takeover_name(es_takeover t);
 
+typedef enum es_metrics_access {
+    ES_METRICS_OFF = 0,      /* GET /metrics is 404 */
+    ES_METRICS_LOOPBACK = 1, /* only from 127.0.0.0/8 and ::1 */
+    ES_METRICS_PUBLIC = 2    /* from anywhere */
+} es_metrics_access;
+
 typedef enum es_hook_kind { ES_HOOK_PLUGIN = 0, ES_HOOK_LUA = 1 } es_hook_kind;
 
 /* The verdict hooks, for a script's per-hook on_error choice. */
@@ -59,6 +65,7 @@ typedef struct es_config {
     size_t max_frame_bytes;
     size_t send_queue_bytes;
     int ping_interval; /* seconds */
+    es_metrics_access metrics;
 
     /* session */
     es_takeover takeover;

@@ -7,6 +7,16 @@
 #include "log.h"
 #include "util.h"
 
+const char *const es_out_type_names[ES_OUT_COUNT] = {
+    "NearbyPeers", "ReceiveOffer", "ReceiveAnswer", "ReceiveIceCandidate", "Error"};
+const char *const es_error_kind_names[ES_ERR_COUNT] = {
+    "bad_message",     "binary_frame",   "not_registered", "id_changed",   "id_in_use",
+    "taken_over",      "join_refused",   "position_refused", "self_relay", "unknown_target",
+    "relay_refused",   "frame_too_large", "timeout"};
+const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT] = {"delivered", "refused",
+                                                                     "unknown_target", "self"};
+const char *const es_relay_kind_names[3] = {"offer", "answer", "candidate"};
+
 static const char *const leave_names[] = {"disconnect", "closed", "timeout", "takeover",
                                           "shutdown"};
 
@@ -116,10 +126,11 @@ static void doom(es_core *c, es_session *s)
 }
 
 /* Queue c->out for s. A client whose queue is full is doomed, not fed. */
-static void send_out(es_core *c, es_session *s)
+static void send_out(es_core *c, es_session *s, es_out_type type)
 {
     if (s->closing || s->doomed)
         return;
+    c->stats.messages_out[type]++;
     if (es_sendq_push(&s->q, es_buf_data(&c->out), c->out.len, c->cfg->send_queue_bytes) != 0) {
         c->stats.sendq_overflows++;
         doom(c, s);
@@ -128,12 +139,12 @@ static void send_out(es_core *c, es_session *s)
     c->tx->want_write(c->tctx, s);
 }
 
-static void send_error(es_core *c, es_session *s, const char *text)
+static void send_error(es_core *c, es_session *s, es_error_kind kind, const char *text)
 {
     es_buf_reset(&c->out);
     es_protocol_write_error(&c->out, text);
-    c->stats.errors_sent++;
-    send_out(c, s);
+    c->stats.errors[kind]++;
+    send_out(c, s, ES_OUT_ERROR);
 }
 
 static void send_peers(es_core *c, es_session *s)
@@ -145,8 +156,7 @@ static void send_peers(es_core *c, es_session *s)
         es_protocol_write_peers_add(&c->out, o->id, o->id_len, i == 0);
     }
     es_protocol_write_peers_end(&c->out);
-    c->stats.nearby_sent++;
-    send_out(c, s);
+    send_out(c, s, ES_OUT_NEARBY_PEERS);
 }
 
 /* Stop reading s; close it with code once its queue is drained. */
@@ -156,6 +166,13 @@ static void close_session(es_core *c, es_session *s, int code)
         return;
     s->closing = 1;
     s->close_code = code;
+    switch (code) {
+    case ES_CLOSE_NORMAL: c->stats.closes[0]++; break;
+    case ES_CLOSE_GOING_AWAY: c->stats.closes[1]++; break;
+    case ES_CLOSE_POLICY: c->stats.closes[2]++; break;
+    case ES_CLOSE_TOO_BIG: c->stats.closes[3]++; break;
+    default: break;
+    }
     c->tx->want_write(c->tctx, s);
 }
 
@@ -175,11 +192,12 @@ static void unregister(es_core *c, es_session *s, earshot_leave_reason why)
 }
 
 /* Remove s from the world, tell it why, and close it. */
-static void kick(es_core *c, es_session *s, earshot_leave_reason why, const char *text, int code)
+static void kick(es_core *c, es_session *s, earshot_leave_reason why, es_error_kind kind,
+                 const char *text, int code)
 {
     unregister(c, s, why);
     if (text)
-        send_error(c, s, text);
+        send_error(c, s, kind, text);
     close_session(c, s, code);
 }
 
@@ -233,7 +251,7 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
     if (!es_hooks_join(c->hooks, &j, reason)) {
         ES_INFO("session", "client %s refused at join: %s [%s #%llu]", m->client_id, reason,
                 s->addr, (unsigned long long)s->serial);
-        send_error(c, s, reason);
+        send_error(c, s, ES_ERR_JOIN_REFUSED, reason);
         return;
     }
     es_session *holder = es_registry_find(&c->registry, m->client_id, m->client_id_len);
@@ -243,14 +261,14 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
                       (policy == ES_TAKEOVER_SAME_ADDRESS && strcmp(holder->addr, s->addr) == 0);
         if (!allowed) {
             snprintf(reason, sizeof reason, "client_id %s is already in use", m->client_id);
-            send_error(c, s, reason);
+            send_error(c, s, ES_ERR_ID_IN_USE, reason);
             return;
         }
     }
     earshot_position pos = m->pos;
     earshot_client pending = {.client_id = m->client_id, .address = s->addr, .pos = m->pos};
     if (!es_hooks_position(c->hooks, &pending, &pos, reason)) {
-        send_error(c, s, reason);
+        send_error(c, s, ES_ERR_POSITION_REFUSED, reason);
         return;
     }
     if (holder) {
@@ -258,7 +276,7 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
         snprintf(text, sizeof text, "client_id %s was taken over by another connection",
                  m->client_id);
         c->stats.takeovers++;
-        kick(c, holder, EARSHOT_LEAVE_TAKEOVER, text, ES_CLOSE_POLICY);
+        kick(c, holder, EARSHOT_LEAVE_TAKEOVER, ES_ERR_TAKEN_OVER, text, ES_CLOSE_POLICY);
     }
     memcpy(s->id, m->client_id, m->client_id_len);
     s->id[m->client_id_len] = '\0';
@@ -288,13 +306,13 @@ static void handle_update(es_core *c, es_session *s, const es_msg *m)
     if (m->client_id_len != s->id_len || memcmp(m->client_id, s->id, s->id_len) != 0) {
         snprintf(reason, sizeof reason, "client_id cannot change on a connection (registered as %s)",
                  s->id);
-        send_error(c, s, reason);
+        send_error(c, s, ES_ERR_ID_CHANGED, reason);
         return;
     }
     touch(c, s);
     earshot_position pos = m->pos;
     if (!es_hooks_position(c->hooks, &s->view, &pos, reason)) {
-        send_error(c, s, reason);
+        send_error(c, s, ES_ERR_POSITION_REFUSED, reason);
         return;
     }
     if (same_position(&pos, &s->view.pos))
@@ -310,25 +328,28 @@ static void handle_update(es_core *c, es_session *s, const es_msg *m)
 
 static void handle_relay(es_core *c, es_session *s, const es_msg *m)
 {
-    int is_ice = m->type == ES_MSG_SEND_ICE_CANDIDATE;
+    int kind = m->type == ES_MSG_SEND_OFFER ? EARSHOT_RELAY_OFFER
+               : m->type == ES_MSG_SEND_ANSWER ? EARSHOT_RELAY_ANSWER
+                                               : EARSHOT_RELAY_ICE_CANDIDATE;
+    int is_ice = kind == EARSHOT_RELAY_ICE_CANDIDATE;
+    uint64_t *outcome = c->stats.relays[kind];
     char text[ES_ERROR_MAX];
     if (m->target_id_len == s->id_len && memcmp(m->target_id, s->id, s->id_len) == 0) {
-        send_error(c, s, "Cannot send to yourself");
+        outcome[ES_RELAY_SELF]++;
+        send_error(c, s, ES_ERR_SELF_RELAY, "Cannot send to yourself");
         return;
     }
     es_session *t = es_registry_find(&c->registry, m->target_id, m->target_id_len);
     if (!t) {
-        c->stats.relays_unknown++;
+        outcome[ES_RELAY_UNKNOWN_TARGET]++;
         if (!is_ice) {
             snprintf(text, sizeof text, "Client %s not found", m->target_id);
-            send_error(c, s, text);
+            send_error(c, s, ES_ERR_UNKNOWN_TARGET, text);
         }
         return;
     }
     earshot_relay r = {
-        .kind = m->type == ES_MSG_SEND_OFFER    ? EARSHOT_RELAY_OFFER
-                : m->type == ES_MSG_SEND_ANSWER ? EARSHOT_RELAY_ANSWER
-                                                : EARSHOT_RELAY_ICE_CANDIDATE,
+        .kind = (earshot_relay_kind)kind,
         .sender = &s->view,
         .target = &t->view,
         .payload = m->payload,
@@ -336,17 +357,17 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
         .matched = es_matcher_is_matched(s, t),
     };
     if (!es_hooks_relay(c->hooks, &r, text)) {
-        c->stats.relays_refused++;
+        outcome[ES_RELAY_REFUSED]++;
         ES_DEBUG("relay", "%s from %s to %s refused: %s", es_msg_type_name(m->type), s->id, t->id,
                  text);
         if (!is_ice)
-            send_error(c, s, text);
+            send_error(c, s, ES_ERR_RELAY_REFUSED, text);
         return;
     }
     es_buf_reset(&c->out);
     es_protocol_write_relay(&c->out, m->type, s->id, s->id_len, m->payload, m->payload_len);
-    c->stats.relays_delivered++;
-    send_out(c, t);
+    outcome[ES_RELAY_DELIVERED]++;
+    send_out(c, t, (es_out_type)(ES_OUT_RECEIVE_OFFER + kind));
 }
 
 /* ---- entry points ------------------------------------------------------- */
@@ -375,18 +396,16 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
     if (s->closing)
         return;
     if (binary) {
-        c->stats.bad_messages++;
-        send_error(c, s, "Binary frames are not supported");
+        send_error(c, s, ES_ERR_BINARY, "Binary frames are not supported");
         flush(c);
         return;
     }
     es_msg m;
     char err[ES_ERROR_MAX];
     if (es_protocol_parse(data, len, &m, err) != 0) {
-        c->stats.bad_messages++;
         ES_DEBUG("protocol", "bad message from %s: %s [%s #%llu]", s->registered ? s->id : "-",
                  err, s->addr, (unsigned long long)s->serial);
-        send_error(c, s, err);
+        send_error(c, s, ES_ERR_BAD_MESSAGE, err);
         flush(c);
         return;
     }
@@ -401,7 +420,7 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
         break;
     default:
         if (!s->registered) {
-            send_error(c, s, "Client must send UpdatePosition first.");
+            send_error(c, s, ES_ERR_NOT_REGISTERED, "Client must send UpdatePosition first.");
         } else if (m.type == ES_MSG_REQUEST_PEER_REFRESH) {
             touch(c, s);
             es_matcher_mark_dirty(&c->matcher, s);
@@ -420,8 +439,7 @@ void es_core_frame_too_large(es_core *c, es_session *s)
         return;
     char text[96];
     snprintf(text, sizeof text, "Frame too large (limit %zu bytes)", c->cfg->max_frame_bytes);
-    c->stats.bad_messages++;
-    kick(c, s, EARSHOT_LEAVE_CLOSED, text, ES_CLOSE_TOO_BIG);
+    kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_FRAME_TOO_LARGE, text, ES_CLOSE_TOO_BIG);
     flush(c);
 }
 
@@ -439,6 +457,44 @@ void es_core_closed(es_core *c, es_session *s)
     c->sessions--;
     ES_DEBUG("session", "connection #%llu closed", (unsigned long long)s->serial);
     session_free(s);
+}
+
+static void collect_registered(es_session *s, void *ud)
+{
+    es_core *c = ud;
+    s->cell = ES_GRID_NO_CELL;
+    es_grid_insert(&c->grid, s);
+}
+
+static void rematch(es_session *s, void *ud)
+{
+    es_core *c = ud;
+    es_matcher_update(&c->matcher, s);
+}
+
+void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks)
+{
+    c->cfg = cfg;
+    c->hooks = hooks;
+    c->matcher.pair = hooks->chain_len[ES_HOOK_PAIR] ? pair_via_hooks : NULL;
+    int64_t cell = hooks->query_radius > 0 ? hooks->query_radius : 1;
+    if (cell != c->grid.cell_size) {
+        es_grid_free(&c->grid);
+        es_grid_init(&c->grid, cell);
+        es_registry_each(&c->registry, collect_registered, c);
+    }
+    es_registry_each(&c->registry, rematch, c);
+    c->next_refresh = c->now() + cfg->refresh_interval;
+    flush(c);
+}
+
+void es_core_shutdown(es_core *c)
+{
+    for (es_session *s = c->idle_head; s; s = s->idle_next) {
+        unregister(c, s, EARSHOT_LEAVE_SHUTDOWN);
+        close_session(c, s, ES_CLOSE_GOING_AWAY);
+    }
+    flush(c);
 }
 
 static void send_peers_each(es_session *s, void *ud)
@@ -461,7 +517,7 @@ void es_core_tick(es_core *c)
             ES_INFO("session", "client %s timed out after %.1f s [%s #%llu]",
                     s->registered ? s->id : "-", now - s->last_active, s->addr,
                     (unsigned long long)s->serial);
-            kick(c, s, EARSHOT_LEAVE_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
+            kick(c, s, EARSHOT_LEAVE_TIMEOUT, ES_ERR_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
         }
     }
     double every = c->cfg->refresh_interval;

@@ -35,19 +35,58 @@ typedef struct es_transport {
     void (*want_write)(void *tctx, es_session *s);
 } es_transport;
 
+/* Server messages, for counting. */
+typedef enum es_out_type {
+    ES_OUT_NEARBY_PEERS = 0,
+    ES_OUT_RECEIVE_OFFER,
+    ES_OUT_RECEIVE_ANSWER,
+    ES_OUT_RECEIVE_ICE_CANDIDATE,
+    ES_OUT_ERROR,
+    ES_OUT_COUNT
+} es_out_type;
+extern const char *const es_out_type_names[ES_OUT_COUNT];
+
+/* Why an Error was sent. */
+typedef enum es_error_kind {
+    ES_ERR_BAD_MESSAGE = 0, /* not JSON, not a known message, bad field */
+    ES_ERR_BINARY,
+    ES_ERR_NOT_REGISTERED,
+    ES_ERR_ID_CHANGED,
+    ES_ERR_ID_IN_USE,
+    ES_ERR_TAKEN_OVER,
+    ES_ERR_JOIN_REFUSED,
+    ES_ERR_POSITION_REFUSED,
+    ES_ERR_SELF_RELAY,
+    ES_ERR_UNKNOWN_TARGET,
+    ES_ERR_RELAY_REFUSED,
+    ES_ERR_FRAME_TOO_LARGE,
+    ES_ERR_TIMEOUT,
+    ES_ERR_COUNT
+} es_error_kind;
+extern const char *const es_error_kind_names[ES_ERR_COUNT];
+
+/* What became of a relay. */
+typedef enum es_relay_outcome {
+    ES_RELAY_DELIVERED = 0,
+    ES_RELAY_REFUSED,        /* by a relay hook */
+    ES_RELAY_UNKNOWN_TARGET, /* target not registered */
+    ES_RELAY_SELF,           /* target was the sender */
+    ES_RELAY_OUTCOME_COUNT
+} es_relay_outcome;
+extern const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT];
+extern const char *const es_relay_kind_names[3]; /* offer, answer, candidate */
+
 typedef struct es_core_stats {
     uint64_t connections_opened;
     uint64_t messages_in[ES_MSG_TYPE_COUNT];
-    uint64_t bad_messages;      /* frames answered with a parse Error */
-    uint64_t errors_sent;       /* Error messages queued */
-    uint64_t nearby_sent;       /* NearbyPeers messages queued */
-    uint64_t relays_delivered;
-    uint64_t relays_refused;    /* by a relay hook */
-    uint64_t relays_unknown;    /* target not registered */
+    uint64_t messages_out[ES_OUT_COUNT];
+    uint64_t errors[ES_ERR_COUNT];    /* Error messages sent, by cause */
+    uint64_t relays[3][ES_RELAY_OUTCOME_COUNT];
     uint64_t registrations;
     uint64_t takeovers;
     uint64_t timeouts;
-    uint64_t sendq_overflows;   /* clients dropped for not reading */
+    uint64_t sendq_overflows;         /* clients dropped for not reading */
+    uint64_t closes[4];               /* by code: 1000, 1001, 1008, 1009 */
 } es_core_stats;
 
 typedef struct es_core {
@@ -87,6 +126,19 @@ void es_core_frame_too_large(es_core *c, es_session *s);
 void es_core_closed(es_core *c, es_session *s);
 /* Timeouts and periodic refresh; call a few times a second. */
 void es_core_tick(es_core *c);
+
+/*
+ * Switch to a new config and hook chains (a reload). Every connection and
+ * registration stays; the grid is rebuilt if the query radius changed, and
+ * every client's matches are recomputed once under the new rules, so
+ * clients whose lists change get a NearbyPeers. The old cfg and hooks are
+ * no longer used when this returns.
+ */
+void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks);
+
+/* The server is stopping: every client leaves (reason shutdown) and every
+ * connection is closed with 1001 once its queue is drained. */
+void es_core_shutdown(es_core *c);
 
 /* Registered client count. */
 static inline size_t es_core_clients(const es_core *c) { return c->registry.count; }

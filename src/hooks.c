@@ -308,6 +308,15 @@ void es_hooks_unload(es_hooks *h)
 
 /* ---- running ------------------------------------------------------------ */
 
+/* Run `call` as one counted, timed call of link l. */
+#define LINK_CALL(l, call)                    \
+    do {                                      \
+        double t0_ = es_now();                \
+        (l)->calls++;                         \
+        call;                                 \
+        (l)->seconds += es_now() - t0_;       \
+    } while (0)
+
 static void set_reason(char *out, const char *link_reason, const char *fallback)
 {
     snprintf(out, ES_ERROR_MAX, "%s", link_reason && *link_reason ? link_reason : fallback);
@@ -318,8 +327,8 @@ int es_hooks_join(es_hooks *h, const earshot_join *j, char *reason)
     for (size_t i = 0; i < h->chain_len[ES_HOOK_JOIN]; i++) {
         es_link *l = h->chain[ES_HOOK_JOIN][i];
         const char *why = NULL;
-        l->calls++;
-        earshot_verdict v = l->desc->on_join(l->state, j, &why);
+        earshot_verdict v;
+        LINK_CALL(l, v = l->desc->on_join(l->state, j, &why));
         if (v == EARSHOT_DENY) {
             set_reason(reason, why, "join refused");
             return 0;
@@ -335,8 +344,8 @@ int es_hooks_position(es_hooks *h, const earshot_client *c, earshot_position *po
     for (size_t i = 0; i < h->chain_len[ES_HOOK_POSITION]; i++) {
         es_link *l = h->chain[ES_HOOK_POSITION][i];
         const char *why = NULL;
-        l->calls++;
-        earshot_verdict v = l->desc->on_position(l->state, c, pos, &why);
+        earshot_verdict v;
+        LINK_CALL(l, v = l->desc->on_position(l->state, c, pos, &why));
         if (v == EARSHOT_DENY) {
             set_reason(reason, why, "position refused");
             return 0;
@@ -351,8 +360,8 @@ int es_hooks_match(es_hooks *h, const earshot_client *a, const earshot_client *b
 {
     for (size_t i = 0; i < h->chain_len[ES_HOOK_MATCH]; i++) {
         es_link *l = h->chain[ES_HOOK_MATCH][i];
-        l->calls++;
-        earshot_verdict v = l->desc->match_filter(l->state, a, b, matched);
+        earshot_verdict v;
+        LINK_CALL(l, v = l->desc->match_filter(l->state, a, b, matched));
         if (v != EARSHOT_PASS)
             return v == EARSHOT_ALLOW;
     }
@@ -364,8 +373,8 @@ int es_hooks_relay(es_hooks *h, const earshot_relay *r, char *reason)
     for (size_t i = 0; i < h->chain_len[ES_HOOK_RELAY]; i++) {
         es_link *l = h->chain[ES_HOOK_RELAY][i];
         const char *why = NULL;
-        l->calls++;
-        earshot_verdict v = l->desc->on_relay(l->state, r, &why);
+        earshot_verdict v;
+        LINK_CALL(l, v = l->desc->on_relay(l->state, r, &why));
         if (v == EARSHOT_DENY) {
             char fallback[ES_ERROR_MAX];
             es_protocol_format_echo(fallback, sizeof fallback, "relay to ", r->target->client_id,
@@ -383,8 +392,7 @@ void es_hooks_leave(es_hooks *h, const earshot_client *c, earshot_leave_reason w
 {
     for (size_t i = 0; i < h->chain_len[ES_HOOK_LEAVE]; i++) {
         es_link *l = h->chain[ES_HOOK_LEAVE][i];
-        l->calls++;
-        l->desc->on_leave(l->state, c, why);
+        LINK_CALL(l, l->desc->on_leave(l->state, c, why));
     }
 }
 
@@ -392,7 +400,6 @@ void es_hooks_pair(es_hooks *h, const earshot_client *a, const earshot_client *b
 {
     for (size_t i = 0; i < h->chain_len[ES_HOOK_PAIR]; i++) {
         es_link *l = h->chain[ES_HOOK_PAIR][i];
-        l->calls++;
-        l->desc->on_pair(l->state, a, b, matched);
+        LINK_CALL(l, l->desc->on_pair(l->state, a, b, matched));
     }
 }

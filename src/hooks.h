@@ -35,6 +35,7 @@ typedef struct es_link {
     int64_t query_radius;
     int initialised;
     uint64_t calls;          /* hook calls made to this link */
+    double seconds;          /* time spent in those calls */
 } es_link;
 
 typedef enum es_hook_id {

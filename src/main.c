@@ -35,13 +35,63 @@
 
 #define EXIT_CONFIG 2
 
+#define DRAIN_SECONDS 5.0
+
 static es_server *running;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (running)
+    if (!running)
+        return;
+    if (sig == SIGHUP)
+        es_server_request_reload(running);
+    else
         es_server_stop(running);
+}
+
+/* What is running now; a reload replaces both at once. */
+typedef struct app {
+    const char *config_path;
+    const char *plugin_dir, *script_dir;
+    es_config *cfg;
+    es_hooks *hooks;
+} app;
+
+static int reload(es_server *srv, void *ud)
+{
+    app *a = ud;
+    char err[1024];
+    es_config *cfg = es_xcalloc(1, sizeof *cfg);
+    es_hooks *hooks = es_xcalloc(1, sizeof *hooks);
+    ES_INFO("main", "reloading %s", a->config_path);
+    if (es_config_load(cfg, a->config_path, a->plugin_dir, a->script_dir, err, sizeof err) != 0) {
+        ES_ERROR("main", "reload failed, the running config stays: %s", err);
+        free(cfg);
+        free(hooks);
+        return -1;
+    }
+    if (es_hooks_load(hooks, cfg, err, sizeof err) != 0) {
+        ES_ERROR("main", "reload failed, the running config stays: %s", err);
+        es_config_free(cfg);
+        free(cfg);
+        free(hooks);
+        return -1;
+    }
+    if (strcmp(cfg->address, a->cfg->address) != 0 || cfg->port != a->cfg->port ||
+        cfg->ping_interval != a->cfg->ping_interval)
+        ES_WARN("main", "server.address, server.port and server.ping_interval take effect at "
+                        "the next start, not on reload");
+    es_log_set_level(cfg->log_level);
+    es_server_apply(srv, cfg, hooks);
+    es_hooks_unload(a->hooks);
+    free(a->hooks);
+    es_config_free(a->cfg);
+    free(a->cfg);
+    a->cfg = cfg;
+    a->hooks = hooks;
+    ES_INFO("main", "reloaded: %zu hooks enabled, grid cell %lld", hooks->nlinks,
+            (long long)(hooks->query_radius > 0 ? hooks->query_radius : 1));
+    return 0;
 }
 
 static void usage(FILE *out)
@@ -130,51 +180,62 @@ int main(int argc, char **argv)
     const char *script_dir = dir[0] && file_exists(local_scripts) ? local_scripts : EARSHOT_SCRIPT_PATH;
 
     es_hash_seed_random();
-    es_config cfg;
-    es_hooks hooks;
+    app a = {.config_path = config_path, .plugin_dir = plugin_dir, .script_dir = script_dir};
+    a.cfg = es_xcalloc(1, sizeof *a.cfg);
+    a.hooks = es_xcalloc(1, sizeof *a.hooks);
     char err[1024];
-    if (es_config_load(&cfg, config_path, plugin_dir, script_dir, err, sizeof err) != 0) {
+    int rc = EXIT_CONFIG;
+    if (es_config_load(a.cfg, config_path, plugin_dir, script_dir, err, sizeof err) != 0) {
         fprintf(stderr, "earshot: %s\n", err);
+        free(a.cfg);
+        free(a.hooks);
         return EXIT_CONFIG;
     }
-    es_log_set_level(cfg.log_level);
-    if (es_hooks_load(&hooks, &cfg, err, sizeof err) != 0) {
+    es_log_set_level(a.cfg->log_level);
+    if (es_hooks_load(a.hooks, a.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "earshot: %s\n", err);
-        es_config_free(&cfg);
-        return EXIT_CONFIG;
+        goto out_config;
     }
-    if (hooks.chain_len[ES_HOOK_MATCH] == 0)
+    if (a.hooks->chain_len[ES_HOOK_MATCH] == 0)
         ES_WARN("main", "no match filter is enabled: no two clients will ever be matched");
     if (check_only) {
-        printf("%s: ok (%zu hooks enabled)\n", config_path, hooks.nlinks);
-        es_hooks_unload(&hooks);
-        es_config_free(&cfg);
-        return 0;
+        printf("%s: ok (%zu hooks enabled)\n", config_path, a.hooks->nlinks);
+        rc = 0;
+        goto out_hooks;
     }
 
-    es_server *srv = es_server_create(&cfg, &hooks, port, err, sizeof err);
+    es_server *srv = es_server_create(a.cfg, a.hooks, port, err, sizeof err);
     if (!srv) {
         ES_ERROR("main", "%s", err);
-        es_hooks_unload(&hooks);
-        es_config_free(&cfg);
-        return 1;
+        rc = 1;
+        goto out_hooks;
     }
+    es_server_on_reload(srv, reload, &a);
     running = srv;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     ES_INFO("main", "earshot %s listening on ws://%s:%d/ (config %s, takeover %s, grid cell %lld)",
-            EARSHOT_VERSION, cfg.address, es_server_port(srv), config_path,
-            es_takeover_name(cfg.takeover), (long long)(hooks.query_radius > 0 ? hooks.query_radius : 1));
-    int rc = es_server_run(srv);
-    ES_INFO("main", "stopping");
+            EARSHOT_VERSION, a.cfg->address, es_server_port(srv), config_path,
+            es_takeover_name(a.cfg->takeover),
+            (long long)(a.hooks->query_radius > 0 ? a.hooks->query_radius : 1));
+    rc = es_server_run(srv) == 0 ? 0 : 1;
+    ES_INFO("main", "stopping: closing %zu connections", es_server_connections(srv));
+    if (es_server_drain(srv, DRAIN_SECONDS) != 0)
+        ES_WARN("main", "some connections did not close within %.0f s", DRAIN_SECONDS);
     running = NULL;
     es_server_destroy(srv);
-    es_hooks_unload(&hooks);
-    es_config_free(&cfg);
-    return rc == 0 ? 0 : 1;
+    ES_INFO("main", "stopped");
+out_hooks:
+    es_hooks_unload(a.hooks);
+out_config:
+    es_config_free(a.cfg);
+    free(a.hooks);
+    free(a.cfg);
+    return rc;
 }

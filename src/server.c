@@ -5,11 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 _Static_assert(ES_WIRE_HEADROOM >= LWS_PRE, "message headroom must cover LWS_PRE");
+
+#ifndef EARSHOT_VERSION
+#define EARSHOT_VERSION "0.0.0"
+#endif
 
 #define TICK_US (100 * LWS_US_PER_MS)
 #define RX_CHUNK 4096           /* lws hands us frames in pieces of at most this */
@@ -23,7 +29,13 @@ struct es_server {
     lws_retry_bo_t retry;
     lws_sorted_usec_list_t tick;
     volatile sig_atomic_t stop;
+    volatile sig_atomic_t reload;
+    int stopping; /* draining: new connections are turned away */
     int port;
+    int (*reload_cb)(es_server *srv, void *ud);
+    void *reload_ud;
+    uint64_t reloads_ok, reloads_failed;
+    double start_wallclock;
 };
 
 /* Per-connection data lws allocates for us. */
@@ -32,9 +44,9 @@ typedef struct pss {
     char *rx;           /* a message arriving in several pieces */
     size_t rx_len, rx_cap;
     uint8_t rx_discard; /* the rest of an oversized message */
-    /* plain HTTP */
-    const char *body;
-    size_t body_len;
+    /* plain HTTP: the response body, written in pieces */
+    char *body;
+    size_t body_len, body_sent;
 } pss;
 
 static void want_write(void *tctx, es_session *s)
@@ -142,13 +154,17 @@ static void peer_address(struct lws *wsi, char *out, size_t len)
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-static int http_respond(struct lws *wsi, pss *p, unsigned status, const char *body)
+/* Queue a response: headers now, the body (copied) on writeable callbacks. */
+static int http_respond(struct lws *wsi, pss *p, unsigned status, const char *type,
+                        const char *body, size_t len)
 {
     uint8_t buf[LWS_PRE + 512], *start = &buf[LWS_PRE], *pos = start, *end = &buf[sizeof buf - 1];
-    p->body = body;
-    p->body_len = strlen(body);
-    if (lws_add_http_common_headers(wsi, status, "text/plain; charset=utf-8", p->body_len, &pos,
-                                    end) ||
+    free(p->body);
+    p->body = es_xmalloc(len ? len : 1);
+    memcpy(p->body, body, len);
+    p->body_len = len;
+    p->body_sent = 0;
+    if (lws_add_http_common_headers(wsi, status, type, len, &pos, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &pos, end) ||
         lws_finalize_write_http_header(wsi, start, &pos, end))
@@ -157,17 +173,66 @@ static int http_respond(struct lws *wsi, pss *p, unsigned status, const char *bo
     return 0;
 }
 
+static int http_text(struct lws *wsi, pss *p, unsigned status, const char *text)
+{
+    return http_respond(wsi, p, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
 static int http_write_body(struct lws *wsi, pss *p)
 {
     if (!p->body)
         return 0;
-    uint8_t buf[LWS_PRE + 256];
-    size_t n = p->body_len < sizeof buf - LWS_PRE ? p->body_len : sizeof buf - LWS_PRE;
-    memcpy(buf + LWS_PRE, p->body, n);
+    uint8_t buf[LWS_PRE + 4096];
+    size_t left = p->body_len - p->body_sent;
+    size_t n = left < sizeof buf - LWS_PRE ? left : sizeof buf - LWS_PRE;
+    memcpy(buf + LWS_PRE, p->body + p->body_sent, n);
+    int final = n == left;
+    if (lws_write(wsi, buf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    p->body_sent += n;
+    if (!final) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    free(p->body);
     p->body = NULL;
-    if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n)
-        return 1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int is_loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+}
+
+static int http_request(es_server *srv, struct lws *wsi, pss *p, const char *path)
+{
+    if (strcmp(path, "/healthz") == 0) {
+        if (srv->stopping)
+            return http_text(wsi, p, HTTP_STATUS_SERVICE_UNAVAILABLE, "stopping\n");
+        return http_text(wsi, p, HTTP_STATUS_OK, "ok\n");
+    }
+    if (strcmp(path, "/metrics") == 0 && srv->cfg->metrics != ES_METRICS_OFF) {
+        char addr[64] = "";
+        peer_address(wsi, addr, sizeof addr);
+        if (srv->cfg->metrics == ES_METRICS_LOOPBACK && !is_loopback(addr))
+            return http_text(wsi, p, HTTP_STATUS_FORBIDDEN, "forbidden\n");
+        es_buf b;
+        es_buf_init(&b);
+        es_metrics_source src = {
+            .core = &srv->core,
+            .hooks = srv->core.hooks,
+            .reloads_ok = srv->reloads_ok,
+            .reloads_failed = srv->reloads_failed,
+            .start_wallclock = srv->start_wallclock,
+            .version = EARSHOT_VERSION,
+        };
+        es_metrics_render(&b, &src);
+        int rc = http_respond(wsi, p, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
+                              es_buf_data(&b), b.len);
+        es_buf_free(&b);
+        return rc;
+    }
+    return http_text(wsi, p, HTTP_STATUS_NOT_FOUND, "not found\n");
 }
 
 /* ---- WebSocket ----------------------------------------------------------- */
@@ -252,17 +317,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        if (strcmp((const char *)in, "/healthz") == 0)
-            return http_respond(wsi, p, HTTP_STATUS_OK, "ok\n");
-        return http_respond(wsi, p, HTTP_STATUS_NOT_FOUND, "not found\n");
+        return http_request(srv, wsi, p, (const char *)in);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return http_write_body(wsi, p);
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        free(p->body);
+        p->body = NULL;
+        break;
 
     case LWS_CALLBACK_ESTABLISHED: {
         char addr[64] = "";
         peer_address(wsi, addr, sizeof addr);
         memset(p, 0, sizeof *p);
         p->s = es_core_open(&srv->core, wsi, addr, capture_join_info(wsi));
+        if (srv->stopping) /* draining: no new clients */
+            es_core_shutdown(&srv->core);
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
@@ -344,18 +414,49 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
         return NULL;
     }
     srv->port = lws_get_vhost_listen_port(srv->vhost);
+    srv->start_wallclock = (double)time(NULL);
     es_core_init(&srv->core, cfg, hooks, &lws_transport, srv, NULL);
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
     return srv;
 }
 
 int es_server_port(const es_server *srv) { return srv->port; }
+size_t es_server_connections(const es_server *srv) { return srv->core.sessions; }
+
+void es_server_on_reload(es_server *srv, int (*cb)(es_server *srv, void *ud), void *ud)
+{
+    srv->reload_cb = cb;
+    srv->reload_ud = ud;
+}
+
+void es_server_request_reload(es_server *srv)
+{
+    srv->reload = 1;
+    if (srv->ctx)
+        lws_cancel_service(srv->ctx);
+}
+
+void es_server_apply(es_server *srv, const es_config *cfg, es_hooks *hooks)
+{
+    srv->cfg = cfg;
+    es_core_reconfigure(&srv->core, cfg, hooks);
+}
 
 int es_server_run(es_server *srv)
 {
-    while (!srv->stop)
+    while (!srv->stop) {
         if (lws_service(srv->ctx, 0) < 0)
             return -1;
+        if (srv->reload) {
+            srv->reload = 0;
+            if (srv->reload_cb) {
+                if (srv->reload_cb(srv, srv->reload_ud) == 0)
+                    srv->reloads_ok++;
+                else
+                    srv->reloads_failed++;
+            }
+        }
+    }
     return 0;
 }
 
@@ -364,6 +465,17 @@ void es_server_stop(es_server *srv)
     srv->stop = 1;
     if (srv->ctx)
         lws_cancel_service(srv->ctx);
+}
+
+int es_server_drain(es_server *srv, double timeout)
+{
+    srv->stopping = 1;
+    es_core_shutdown(&srv->core);
+    double deadline = es_now() + timeout;
+    while (srv->core.sessions > 0 && es_now() < deadline)
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+    return srv->core.sessions == 0 ? 0 : -1;
 }
 
 void es_server_destroy(es_server *srv)
