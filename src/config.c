@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -314,10 +315,11 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
 
     static const char *const server_keys[] = {"address",          "port",
                                               "max_frame_bytes",  "send_queue_bytes",
-                                              "ping_interval",    "metrics", NULL};
+                                              "ping_interval",    "metrics",
+                                              "behind_proxy",     "tls", NULL};
     static const char *const session_keys[] = {"takeover", "idle_timeout", "refresh_interval",
                                                NULL};
-    static const char *const log_keys[] = {"level", NULL};
+    static const char *const log_keys[] = {"level", "format", "modules", NULL};
     if ((server && only_keys(l, server, server_keys)) ||
         (session && only_keys(l, session, session_keys)) || (log && only_keys(l, log, log_keys)))
         return -1;
@@ -355,6 +357,34 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
                     "that any relay fits",
                     c->send_queue_bytes, c->max_frame_bytes);
 
+    int behind_proxy = 0;
+    if (get_bool(l, server, "behind_proxy", &behind_proxy))
+        return -1;
+    c->behind_proxy = behind_proxy;
+    const config_setting_t *tls = server ? config_setting_get_member(server, "tls") : NULL;
+    if (tls) {
+        static const char *const tls_keys[] = {"cert", "key", NULL};
+        if (!config_setting_is_group(tls))
+            return fail(l, tls, "'tls' must be a group: tls = { cert = \"...\"; key = \"...\"; };");
+        if (only_keys(l, tls, tls_keys))
+            return -1;
+        const char *cert = NULL, *key = NULL;
+        if (get_string(l, tls, "cert", &cert) || get_string(l, tls, "key", &key))
+            return -1;
+        if (!cert || !key)
+            return fail(l, tls, "'tls' needs both cert and key (PEM files)");
+        char *dir = dir_of(c->path);
+        c->tls_cert = join_path(dir, cert);
+        c->tls_key = join_path(dir, key);
+        free(dir);
+        if (access(c->tls_cert, R_OK) != 0)
+            return fail(l, config_setting_get_member(tls, "cert"), "cannot read TLS certificate %s",
+                        c->tls_cert);
+        if (access(c->tls_key, R_OK) != 0)
+            return fail(l, config_setting_get_member(tls, "key"), "cannot read TLS key %s",
+                        c->tls_key);
+    }
+
     const char *takeover = "same_address";
     c->idle_timeout = 15.0;
     c->refresh_interval = 5.0;
@@ -373,13 +403,44 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
                     "'takeover' must be \"always\", \"same_address\" or \"never\" (got \"%s\")",
                     takeover);
 
-    const char *level = "info";
-    if (get_string(l, log, "level", &level))
+    const char *level = "info", *format = "text";
+    if (get_string(l, log, "level", &level) || get_string(l, log, "format", &format))
         return -1;
     if (es_log_level_parse(level, &c->log_level))
         return fail(l, config_setting_get_member(log, "level"),
                     "'level' must be \"debug\", \"info\", \"warn\" or \"error\" (got \"%s\")",
                     level);
+    if (strcmp(format, "text") == 0)
+        c->log_format = ES_LOG_TEXT;
+    else if (strcmp(format, "json") == 0)
+        c->log_format = ES_LOG_JSON;
+    else
+        return fail(l, config_setting_get_member(log, "format"),
+                    "'format' must be \"text\" or \"json\" (got \"%s\")", format);
+    const config_setting_t *mods = log ? config_setting_get_member(log, "modules") : NULL;
+    if (mods) {
+        if (!config_setting_is_group(mods))
+            return fail(l, mods, "'modules' must be a group: modules = { session = \"debug\"; };");
+        int n = config_setting_length(mods);
+        if (n > (int)ES_ARRAY_LEN(c->log_modules))
+            return fail(l, mods, "at most %zu modules may have their own level",
+                        ES_ARRAY_LEN(c->log_modules));
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *m = config_setting_get_elem(mods, (unsigned)i);
+            const char *v = config_setting_type(m) == CONFIG_TYPE_STRING
+                                ? config_setting_get_string(m)
+                                : "";
+            es_log_level lv;
+            if (es_log_level_parse(v, &lv))
+                return fail(l, m, "the level of module '%s' must be \"debug\", \"info\", "
+                                  "\"warn\" or \"error\"",
+                            config_setting_name(m));
+            snprintf(c->log_modules[i].name, sizeof c->log_modules[i].name, "%s",
+                     config_setting_name(m));
+            c->log_modules[i].level = lv;
+            c->nlog_modules++;
+        }
+    }
 
     char *config_dir = dir_of(c->path);
     const char *plugin_dir = NULL, *script_dir = NULL;
@@ -432,8 +493,19 @@ void es_config_free(es_config *c)
     free(c->address);
     free(c->plugin_dir);
     free(c->script_dir);
+    free(c->tls_cert);
+    free(c->tls_key);
     free(c->path);
     if (c->cfg_live_)
         config_destroy(&c->cfg_);
     memset(c, 0, sizeof *c);
+}
+
+void es_config_apply_log(const es_config *c)
+{
+    es_log_set_format(c->log_format);
+    es_log_clear_module_levels();
+    for (size_t i = 0; i < c->nlog_modules; i++)
+        es_log_set_module_level(c->log_modules[i].name, c->log_modules[i].level);
+    es_log_set_level(c->log_level);
 }

@@ -74,6 +74,16 @@ typedef struct es_config {
 
     /* log */
     es_log_level log_level;
+    es_log_format log_format;
+    struct {
+        char name[32];
+        es_log_level level;
+    } log_modules[32];
+    size_t nlog_modules;
+
+    /* TLS and proxies */
+    char *tls_cert, *tls_key; /* both set: wss:// */
+    int behind_proxy;         /* trust X-Forwarded-For */
 
     char *plugin_dir;
     char *script_dir;
@@ -93,6 +103,9 @@ typedef struct es_config {
 int es_config_load(es_config *c, const char *path, const char *default_plugin_dir,
                    const char *default_script_dir, char *err, size_t errlen);
 void es_config_free(es_config *c);
+
+/* Apply the log settings (levels, format) to the log module. */
+void es_config_apply_log(const es_config *c);
 
 /* "FILE:LINE: " prefix for a setting (file falls back to the config's path). */
 void es_config_where(const es_config *c, const config_setting_t *s, char *out, size_t outlen);

@@ -17,6 +17,13 @@ const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT] = {"delivered",
                                                                      "unknown_target", "self"};
 const char *const es_relay_kind_names[3] = {"offer", "answer", "candidate"};
 
+/* Log a line about session s in module "session" (or another). */
+#define SLOG(level, module, s, ...)                                                  \
+    do {                                                                             \
+        es_log_client lc_ = {.client_id = (s)->id, .address = (s)->addr, .conn = (s)->serial}; \
+        ES_CLOG(level, module, &lc_, __VA_ARGS__);                                   \
+    } while (0)
+
 static const char *const leave_names[] = {"disconnect", "closed", "timeout", "takeover",
                                           "shutdown"};
 
@@ -187,8 +194,7 @@ static void unregister(es_core *c, es_session *s, earshot_leave_reason why)
     es_registry_remove(&c->registry, s);
     s->registered = 0;
     es_hooks_leave(c->hooks, &s->view, why);
-    ES_INFO("session", "client %s left (%s) [%s #%llu]", s->id, leave_names[why], s->addr,
-            (unsigned long long)s->serial);
+    SLOG(EARSHOT_LOG_INFO, "session", s, "left (%s)", leave_names[why]);
 }
 
 /* Remove s from the world, tell it why, and close it. */
@@ -217,9 +223,7 @@ static void flush(es_core *c)
         c->ndoomed = 0;
         for (size_t i = 0; i < nd; i++) {
             es_session *s = c->doomed[i];
-            ES_WARN("session", "client %s dropped: send queue full (%zu bytes) [%s #%llu]",
-                    s->registered ? s->id : "-", s->q.bytes, s->addr,
-                    (unsigned long long)s->serial);
+            SLOG(EARSHOT_LOG_WARN, "session", s, "dropped: send queue full (%zu bytes)", s->q.bytes);
             es_sendq_clear(&s->q);
             unregister(c, s, EARSHOT_LEAVE_CLOSED);
             s->doomed = 0;
@@ -249,8 +253,7 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
         .pos = m->pos,
     };
     if (!es_hooks_join(c->hooks, &j, reason)) {
-        ES_INFO("session", "client %s refused at join: %s [%s #%llu]", m->client_id, reason,
-                s->addr, (unsigned long long)s->serial);
+        SLOG(EARSHOT_LOG_INFO, "session", s, "join as %s refused: %s", m->client_id, reason);
         send_error(c, s, ES_ERR_JOIN_REFUSED, reason);
         return;
     }
@@ -291,9 +294,8 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
     es_matcher_mark_dirty(&c->matcher, s); /* the first UpdatePosition is always answered */
     c->stats.registrations++;
     touch(c, s);
-    ES_INFO("session", "client %s registered at game %d map %d (%d, %d) channel %d [%s #%llu]",
-            s->id, pos.game_id, pos.map_id, pos.x, pos.y, pos.channel, s->addr,
-            (unsigned long long)s->serial);
+    SLOG(EARSHOT_LOG_INFO, "session", s, "registered at game %d map %d (%d, %d) channel %d%s",
+         pos.game_id, pos.map_id, pos.x, pos.y, pos.channel, holder ? " (took over)" : "");
 }
 
 static void handle_update(es_core *c, es_session *s, const es_msg *m)
@@ -320,8 +322,8 @@ static void handle_update(es_core *c, es_session *s, const es_msg *m)
     s->view.pos = pos;
     es_grid_update(&c->grid, s);
     es_matcher_update(&c->matcher, s);
-    ES_DEBUG("session", "client %s at game %d map %d (%d, %d) channel %d", s->id, pos.game_id,
-             pos.map_id, pos.x, pos.y, pos.channel);
+    SLOG(EARSHOT_LOG_DEBUG, "session", s, "at game %d map %d (%d, %d) channel %d", pos.game_id,
+         pos.map_id, pos.x, pos.y, pos.channel);
 }
 
 /* ---- relays ------------------------------------------------------------- */
@@ -358,8 +360,8 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
     };
     if (!es_hooks_relay(c->hooks, &r, text)) {
         outcome[ES_RELAY_REFUSED]++;
-        ES_DEBUG("relay", "%s from %s to %s refused: %s", es_msg_type_name(m->type), s->id, t->id,
-                 text);
+        SLOG(EARSHOT_LOG_DEBUG, "relay", s, "%s to %s refused: %s", es_msg_type_name(m->type),
+             t->id, text);
         if (!is_ice)
             send_error(c, s, ES_ERR_RELAY_REFUSED, text);
         return;
@@ -387,7 +389,7 @@ es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_in
     idle_append(c, s);
     c->sessions++;
     c->stats.connections_opened++;
-    ES_DEBUG("session", "connection #%llu from %s", (unsigned long long)s->serial, s->addr);
+    SLOG(EARSHOT_LOG_DEBUG, "session", s, "connected");
     return s;
 }
 
@@ -403,8 +405,7 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
     es_msg m;
     char err[ES_ERROR_MAX];
     if (es_protocol_parse(data, len, &m, err) != 0) {
-        ES_DEBUG("protocol", "bad message from %s: %s [%s #%llu]", s->registered ? s->id : "-",
-                 err, s->addr, (unsigned long long)s->serial);
+        SLOG(EARSHOT_LOG_DEBUG, "protocol", s, "bad message: %s", err);
         send_error(c, s, ES_ERR_BAD_MESSAGE, err);
         flush(c);
         return;
@@ -455,7 +456,7 @@ void es_core_closed(es_core *c, es_session *s)
     flush(c);
     idle_unlink(c, s);
     c->sessions--;
-    ES_DEBUG("session", "connection #%llu closed", (unsigned long long)s->serial);
+    SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
     session_free(s);
 }
 
@@ -514,9 +515,7 @@ void es_core_tick(es_core *c)
             if (s->closing)
                 continue;
             c->stats.timeouts++;
-            ES_INFO("session", "client %s timed out after %.1f s [%s #%llu]",
-                    s->registered ? s->id : "-", now - s->last_active, s->addr,
-                    (unsigned long long)s->serial);
+            SLOG(EARSHOT_LOG_INFO, "session", s, "timed out after %.1f s", now - s->last_active);
             kick(c, s, EARSHOT_LEAVE_TIMEOUT, ES_ERR_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
         }
     }

@@ -64,14 +64,14 @@ static const char *host_setting_string(const earshot_settings *s, const char *na
 
 static void host_log(const earshot_host *host, earshot_log_level level, const char *fmt, ...)
 {
-    if (!es_log_enabled(level))
-        return;
     const es_link *link = host->host_data;
     char module[96];
     snprintf(module, sizeof module, "plugin %s", link->name);
+    if (!es_log_enabled(level) || !es_log_module_enabled(level, module))
+        return;
     va_list ap;
     va_start(ap, fmt);
-    es_log_writev(level, module, fmt, ap);
+    es_log_writev(level, module, NULL, fmt, ap);
     va_end(ap);
 }
 

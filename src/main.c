@@ -78,10 +78,12 @@ static int reload(es_server *srv, void *ud)
         return -1;
     }
     if (strcmp(cfg->address, a->cfg->address) != 0 || cfg->port != a->cfg->port ||
-        cfg->ping_interval != a->cfg->ping_interval)
-        ES_WARN("main", "server.address, server.port and server.ping_interval take effect at "
-                        "the next start, not on reload");
-    es_log_set_level(cfg->log_level);
+        cfg->ping_interval != a->cfg->ping_interval || !cfg->tls_cert != !a->cfg->tls_cert ||
+        (cfg->tls_cert && (strcmp(cfg->tls_cert, a->cfg->tls_cert) != 0 ||
+                           strcmp(cfg->tls_key, a->cfg->tls_key) != 0)))
+        ES_WARN("main", "server.address, port, ping_interval and tls take effect at the next "
+                        "start, not on reload");
+    es_config_apply_log(cfg);
     es_server_apply(srv, cfg, hooks);
     es_hooks_unload(a->hooks);
     free(a->hooks);
@@ -191,7 +193,7 @@ int main(int argc, char **argv)
         free(a.hooks);
         return EXIT_CONFIG;
     }
-    es_log_set_level(a.cfg->log_level);
+    es_config_apply_log(a.cfg);
     if (es_hooks_load(a.hooks, a.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "earshot: %s\n", err);
         goto out_config;
@@ -220,8 +222,9 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ES_INFO("main", "earshot %s listening on ws://%s:%d/ (config %s, takeover %s, grid cell %lld)",
-            EARSHOT_VERSION, a.cfg->address, es_server_port(srv), config_path,
+    ES_INFO("main", "earshot %s listening on %s://%s:%d/ (config %s, takeover %s, grid cell %lld)",
+            EARSHOT_VERSION, a.cfg->tls_cert ? "wss" : "ws", a.cfg->address, es_server_port(srv),
+            config_path,
             es_takeover_name(a.cfg->takeover),
             (long long)(a.hooks->query_radius > 0 ? a.hooks->query_radius : 1));
     rc = es_server_run(srv) == 0 ? 0 : 1;

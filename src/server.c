@@ -1,5 +1,6 @@
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +59,13 @@ static void want_write(void *tctx, es_session *s)
 static const es_transport lws_transport = {.want_write = want_write};
 
 /* ---- join info: what the upgrade request said ------------------------- */
+
+/* Show IPv4 clients of a dual-stack socket as plain IPv4. */
+static void strip_mapped(char *addr)
+{
+    if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, '.'))
+        memmove(addr, addr + 7, strlen(addr + 7) + 1);
+}
 
 static void lowercase(char *s)
 {
@@ -147,10 +155,36 @@ static es_join_info *capture_join_info(struct lws *wsi)
 static void peer_address(struct lws *wsi, char *out, size_t len)
 {
     lws_get_peer_simple(wsi, out, len);
-    /* Show IPv4 clients of a dual-stack socket as plain IPv4. */
-    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
-        memmove(out, out + 7, strlen(out + 7) + 1);
+    strip_mapped(out);
 }
+
+/*
+ * The client's address. Behind a proxy (server.behind_proxy), the last
+ * X-Forwarded-For entry is the address the proxy itself saw, so that is the
+ * one to trust; entries before it are whatever the client claimed.
+ */
+static void client_address(es_server *srv, struct lws *wsi, char *out, size_t len)
+{
+    peer_address(wsi, out, len);
+    if (!srv->cfg->behind_proxy)
+        return;
+    char xff[512];
+    if (lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR) <= 0)
+        return;
+    char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ' || *last == '\t')
+        last++;
+    size_t n = strcspn(last, " \t");
+    last[n] = '\0';
+    unsigned char bin[16];
+    if (n < len && (inet_pton(AF_INET, last, bin) == 1 || inet_pton(AF_INET6, last, bin) == 1)) {
+        memcpy(out, last, n + 1);
+        strip_mapped(out);
+    }
+}
+
+
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
@@ -317,18 +351,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        return http_request(srv, wsi, p, (const char *)in);
+        return p ? http_request(srv, wsi, p, (const char *)in) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return http_write_body(wsi, p);
+        return p ? http_write_body(wsi, p) : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
-        free(p->body);
-        p->body = NULL;
+        if (p) { /* NULL for an h2 network connection itself */
+            free(p->body);
+            p->body = NULL;
+        }
         break;
 
     case LWS_CALLBACK_ESTABLISHED: {
         char addr[64] = "";
-        peer_address(wsi, addr, sizeof addr);
+        client_address(srv, wsi, addr, sizeof addr);
         memset(p, 0, sizeof *p);
         p->s = es_core_open(&srv->core, wsi, addr, capture_join_info(wsi));
         if (srv->stopping) /* draining: no new clients */
@@ -387,6 +423,8 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (cfg->tls_cert)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.port = CONTEXT_PORT_NO_LISTEN;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
@@ -405,10 +443,17 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     info.user = srv;
     info.vhost_name = "earshot";
     info.retry_and_idle_policy = &srv->retry;
+    if (cfg->tls_cert) {
+        /* lws serves TLS on a vhost only if its own options say so too. */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+    }
     srv->vhost = lws_create_vhost(srv->ctx, &info);
     if (!srv->vhost) {
-        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed?)", cfg->address,
-                 info.port);
+        snprintf(err, errlen, "cannot listen on %s:%d (port in use, not allowed, or a bad TLS "
+                              "certificate or key?)",
+                 cfg->address, info.port);
         lws_context_destroy(srv->ctx);
         free(srv);
         return NULL;
