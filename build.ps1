@@ -1,0 +1,82 @@
+#!/usr/bin/env pwsh
+# earshot build script (PowerShell 7, any OS).
+#
+#   ./build.ps1                      local CMake build (RelWithDebInfo) into ./build
+#   ./build.ps1 -Release             local optimised build (Release)
+#   ./build.ps1 -Test                local build with warnings as errors, then every test
+#   ./build.ps1 -Run                 local build, then run earshot on the stock config
+#   ./build.ps1 -Docker              build the container image earshot:<Tag>
+#   ./build.ps1 -Docker -Run         ... and run it, publishing port 8080
+#   ./build.ps1 -Docker -Platform linux/arm64
+#   ./build.ps1 -Docker -MultiArch   linux/amd64 + linux/arm64 with buildx (kept in the build cache)
+#   ./build.ps1 -Docker -MultiArch -Push -Registry 123456789.dkr.ecr.eu-west-1.amazonaws.com/earshot -Tag v1.0
+#
+# Local builds need cmake, a C compiler and the libraries listed in README.md
+# (on Debian/Ubuntu, ./build.sh deps installs them). Docker builds need only Docker.
+[CmdletBinding()]
+param(
+    [switch]$Docker,
+    [switch]$Run,
+    [switch]$Test,
+    [switch]$Release,
+    [string]$Platform = "",
+    [switch]$MultiArch,
+    [switch]$Push,
+    [string]$Registry = "",
+    [string]$Tag = "latest"
+)
+
+$ErrorActionPreference = "Stop"
+Set-Location -Path $PSScriptRoot
+
+function Invoke-Step([string]$What, [scriptblock]$Block) {
+    Write-Host "==> $What" -ForegroundColor Cyan
+    & $Block
+    if ($LASTEXITCODE -ne 0) { throw "$What failed (exit code $LASTEXITCODE)" }
+}
+
+if ($Push -and -not $Docker) { throw "-Push needs -Docker" }
+if ($Push -and -not $Registry) { throw "-Push needs -Registry (where to push the image)" }
+if ($MultiArch -and $Run) { throw "-MultiArch builds for several platforms and cannot -Run; drop one" }
+
+if (-not $Docker) {
+    $type = if ($Release) { "Release" } else { "RelWithDebInfo" }
+    $werror = if ($Test) { "ON" } else { "OFF" }
+    Invoke-Step "configure ($type)" { cmake -S . -B build "-DCMAKE_BUILD_TYPE=$type" "-DEARSHOT_WERROR=$werror" }
+    Invoke-Step "build" { cmake --build build --parallel }
+    if ($Test) {
+        Push-Location build
+        try { Invoke-Step "test" { ctest --output-on-failure --parallel 2 } } finally { Pop-Location }
+    }
+    if ($Run) {
+        Invoke-Step "run earshot" { ./build/earshot }
+    }
+    exit 0
+}
+
+$image = if ($Registry) { "$($Registry.TrimEnd('/')):$Tag" } else { "earshot:$Tag" }
+
+if ($MultiArch) {
+    $platforms = if ($Platform) { $Platform } else { "linux/amd64,linux/arm64" }
+    $builder = "earshot-multiarch"
+    docker buildx inspect $builder *> $null
+    if ($LASTEXITCODE -ne 0) {
+        Invoke-Step "create buildx builder $builder" { docker buildx create --name $builder --driver docker-container }
+    }
+    # Without -Push the result stays in the build cache (a multi-platform
+    # image cannot be loaded into the local image store).
+    $output = if ($Push) { "--push" } else { "--output=type=cacheonly" }
+    Invoke-Step "docker buildx build $image ($platforms)" {
+        docker buildx build --builder $builder --platform $platforms -t $image $output .
+    }
+    exit 0
+}
+
+$platformArgs = if ($Platform) { @("--platform", $Platform) } else { @() }
+Invoke-Step "docker build $image" { docker build @platformArgs -t $image . }
+if ($Push) {
+    Invoke-Step "docker push $image" { docker push $image }
+}
+if ($Run) {
+    Invoke-Step "docker run $image" { docker run --rm -it -p 8080:8080 @platformArgs $image }
+}
