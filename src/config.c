@@ -297,12 +297,12 @@ static int load_hooks(loader *l, const config_setting_t *list, const char *confi
     return 0;
 }
 
-static int load(loader *l, const char *default_plugin_dir, const char *default_script_dir)
+static int load(loader *l, const es_config_defaults *def)
 {
     es_config *c = l->c;
     const config_setting_t *root = config_root_setting(&c->cfg_);
-    static const char *const top[] = {"server", "session", "log", "plugin_dir", "script_dir",
-                                      "hooks", NULL};
+    static const char *const top[] = {"server",     "session", "log", "plugin_dir",
+                                      "script_dir", "web_dir", "hooks", NULL};
     if (only_keys(l, root, top))
         return -1;
 
@@ -316,7 +316,8 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
     static const char *const server_keys[] = {"address",          "port",
                                               "max_frame_bytes",  "send_queue_bytes",
                                               "ping_interval",    "metrics",
-                                              "behind_proxy",     "tls", NULL};
+                                              "behind_proxy",     "tls",
+                                              "web",              NULL};
     static const char *const session_keys[] = {"takeover", "idle_timeout", "refresh_interval",
                                                NULL};
     static const char *const log_keys[] = {"level", "format", "modules", NULL};
@@ -357,9 +358,10 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
                     "that any relay fits",
                     c->send_queue_bytes, c->max_frame_bytes);
 
-    int behind_proxy = 0;
-    if (get_bool(l, server, "behind_proxy", &behind_proxy))
+    int behind_proxy = 0, web = 1;
+    if (get_bool(l, server, "behind_proxy", &behind_proxy) || get_bool(l, server, "web", &web))
         return -1;
+    c->web = web;
     c->behind_proxy = behind_proxy;
     const config_setting_t *tls = server ? config_setting_get_member(server, "tls") : NULL;
     if (tls) {
@@ -443,14 +445,17 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
     }
 
     char *config_dir = dir_of(c->path);
-    const char *plugin_dir = NULL, *script_dir = NULL;
+    const char *plugin_dir = NULL, *script_dir = NULL, *web_dir = NULL;
     int rc = get_string(l, root, "plugin_dir", &plugin_dir) ||
-             get_string(l, root, "script_dir", &script_dir);
+             get_string(l, root, "script_dir", &script_dir) ||
+             get_string(l, root, "web_dir", &web_dir);
     if (rc == 0) {
         c->plugin_dir = plugin_dir ? join_path(config_dir, plugin_dir)
-                                   : es_xstrdup(default_plugin_dir ? default_plugin_dir : ".");
+                                   : es_xstrdup(def && def->plugin_dir ? def->plugin_dir : ".");
         c->script_dir = script_dir ? join_path(config_dir, script_dir)
-                                   : es_xstrdup(default_script_dir ? default_script_dir : ".");
+                                   : es_xstrdup(def && def->script_dir ? def->script_dir : ".");
+        c->web_dir = web_dir ? join_path(config_dir, web_dir)
+                             : es_xstrdup(def && def->web_dir ? def->web_dir : "");
         const config_setting_t *hooks = config_setting_get_member(root, "hooks");
         if (hooks)
             rc = load_hooks(l, hooks, config_dir);
@@ -459,8 +464,8 @@ static int load(loader *l, const char *default_plugin_dir, const char *default_s
     return rc;
 }
 
-int es_config_load(es_config *c, const char *path, const char *default_plugin_dir,
-                   const char *default_script_dir, char *err, size_t errlen)
+int es_config_load(es_config *c, const char *path, const es_config_defaults *defaults, char *err,
+                   size_t errlen)
 {
     memset(c, 0, sizeof *c);
     c->path = es_xstrdup(path);
@@ -476,7 +481,7 @@ int es_config_load(es_config *c, const char *path, const char *default_plugin_di
         es_config_free(c);
         return -1;
     }
-    if (load(&l, default_plugin_dir, default_script_dir)) {
+    if (load(&l, defaults)) {
         es_config_free(c);
         return -1;
     }
@@ -493,6 +498,7 @@ void es_config_free(es_config *c)
     free(c->address);
     free(c->plugin_dir);
     free(c->script_dir);
+    free(c->web_dir);
     free(c->tls_cert);
     free(c->tls_key);
     free(c->path);

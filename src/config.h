@@ -66,6 +66,7 @@ typedef struct es_config {
     size_t send_queue_bytes;
     int ping_interval; /* seconds */
     es_metrics_access metrics;
+    int web;       /* serve web_dir's files over plain HTTP */
 
     /* session */
     es_takeover takeover;
@@ -87,6 +88,7 @@ typedef struct es_config {
 
     char *plugin_dir;
     char *script_dir;
+    char *web_dir;
     es_hook_entry *hooks;
     size_t nhooks;
 
@@ -95,13 +97,17 @@ typedef struct es_config {
 } es_config;
 
 /*
- * Read and validate `path`. default_plugin_dir and default_script_dir are
- * used when the file sets no plugin_dir / script_dir (relative ones are taken
- * relative to the file's folder).
+ * Read and validate `path`. The defaults' folders are used when the file sets
+ * no plugin_dir / script_dir / web_dir (relative ones in the file are taken
+ * relative to the file's folder). defaults may be NULL.
  * Returns 0, or -1 with "FILE:LINE: message" in err.
  */
-int es_config_load(es_config *c, const char *path, const char *default_plugin_dir,
-                   const char *default_script_dir, char *err, size_t errlen);
+typedef struct es_config_defaults {
+    const char *plugin_dir, *script_dir, *web_dir;
+} es_config_defaults;
+
+int es_config_load(es_config *c, const char *path, const es_config_defaults *defaults, char *err,
+                   size_t errlen);
 void es_config_free(es_config *c);
 
 /* Apply the log settings (levels, format) to the log module. */

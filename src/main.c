@@ -32,6 +32,9 @@
 #ifndef EARSHOT_SCRIPT_PATH
 #define EARSHOT_SCRIPT_PATH "/usr/local/share/earshot/lua"
 #endif
+#ifndef EARSHOT_WEB_PATH
+#define EARSHOT_WEB_PATH "/usr/local/share/earshot/web"
+#endif
 
 #define EXIT_CONFIG 2
 
@@ -52,7 +55,7 @@ static void on_signal(int sig)
 /* What is running now; a reload replaces both at once. */
 typedef struct app {
     const char *config_path;
-    const char *plugin_dir, *script_dir;
+    es_config_defaults defaults;
     es_config *cfg;
     es_hooks *hooks;
 } app;
@@ -64,7 +67,7 @@ static int reload(es_server *srv, void *ud)
     es_config *cfg = es_xcalloc(1, sizeof *cfg);
     es_hooks *hooks = es_xcalloc(1, sizeof *hooks);
     ES_INFO("main", "reloading %s", a->config_path);
-    if (es_config_load(cfg, a->config_path, a->plugin_dir, a->script_dir, err, sizeof err) != 0) {
+    if (es_config_load(cfg, a->config_path, &a->defaults, err, sizeof err) != 0) {
         ES_ERROR("main", "reload failed, the running config stays: %s", err);
         free(cfg);
         free(hooks);
@@ -170,24 +173,27 @@ int main(int argc, char **argv)
     }
 
     char dir[PATH_MAX], local_cfg[PATH_MAX + 16], local_plugins[PATH_MAX + 16],
-        local_scripts[PATH_MAX + 16];
+        local_scripts[PATH_MAX + 16], local_web[PATH_MAX + 16];
     exe_dir(dir, sizeof dir);
     snprintf(local_cfg, sizeof local_cfg, "%s/earshot.cfg", dir);
     snprintf(local_plugins, sizeof local_plugins, "%s/plugins", dir);
     snprintf(local_scripts, sizeof local_scripts, "%s/lua", dir);
+    snprintf(local_web, sizeof local_web, "%s/web", dir);
     if (!config_path)
         config_path = dir[0] && file_exists(local_cfg) ? local_cfg : EARSHOT_CONFIG_PATH;
     /* Run from the build tree, use the build tree's plugins and scripts. */
     const char *plugin_dir = dir[0] && file_exists(local_plugins) ? local_plugins : EARSHOT_PLUGIN_PATH;
     const char *script_dir = dir[0] && file_exists(local_scripts) ? local_scripts : EARSHOT_SCRIPT_PATH;
+    const char *web_dir = dir[0] && file_exists(local_web) ? local_web : EARSHOT_WEB_PATH;
 
     es_hash_seed_random();
-    app a = {.config_path = config_path, .plugin_dir = plugin_dir, .script_dir = script_dir};
+    app a = {.config_path = config_path,
+             .defaults = {.plugin_dir = plugin_dir, .script_dir = script_dir, .web_dir = web_dir}};
     a.cfg = es_xcalloc(1, sizeof *a.cfg);
     a.hooks = es_xcalloc(1, sizeof *a.hooks);
     char err[1024];
     int rc = EXIT_CONFIG;
-    if (es_config_load(a.cfg, config_path, plugin_dir, script_dir, err, sizeof err) != 0) {
+    if (es_config_load(a.cfg, config_path, &a.defaults, err, sizeof err) != 0) {
         fprintf(stderr, "earshot: %s\n", err);
         free(a.cfg);
         free(a.hooks);

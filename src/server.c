@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "static_files.h"
 #include "util.h"
 
 _Static_assert(ES_WIRE_HEADROOM >= LWS_PRE, "message headroom must cover LWS_PRE");
@@ -21,6 +23,7 @@ _Static_assert(ES_WIRE_HEADROOM >= LWS_PRE, "message headroom must cover LWS_PRE
 #define TICK_US (100 * LWS_US_PER_MS)
 #define RX_CHUNK 4096           /* lws hands us frames in pieces of at most this */
 #define JOIN_INFO_MAX 8192      /* bytes of path, query and headers kept for join hooks */
+#define STATIC_MAX (4u << 20)   /* largest static file served */
 
 struct es_server {
     struct lws_context *ctx;
@@ -265,6 +268,17 @@ static int http_request(es_server *srv, struct lws *wsi, pss *p, const char *pat
                               es_buf_data(&b), b.len);
         es_buf_free(&b);
         return rc;
+    }
+    if (srv->cfg->web) {
+        char file[PATH_MAX];
+        size_t len;
+        char *body;
+        if (es_static_resolve(srv->cfg->web_dir, path, file, sizeof file) == 0 &&
+            (body = es_static_read(file, STATIC_MAX, &len)) != NULL) {
+            int rc = http_respond(wsi, p, HTTP_STATUS_OK, es_static_mime(file), body, len);
+            free(body);
+            return rc;
+        }
     }
     return http_text(wsi, p, HTTP_STATUS_NOT_FOUND, "not found\n");
 }
