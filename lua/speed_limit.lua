@@ -36,9 +36,13 @@ function on_position(client, pos)
     last_seen[id] = before
     return false, "moving too fast"
   end
+  -- Round toward zero so the clamped move never exceeds what is allowed.
   local f = allowed / dist
-  pos.x = client.x + math.floor(dx * f)
-  pos.y = client.y + math.floor(dy * f)
+  local function toward_zero(v)
+    return math.tointeger(v >= 0 and math.floor(v) or math.ceil(v))
+  end
+  pos.x = client.x + toward_zero(dx * f)
+  pos.y = client.y + toward_zero(dy * f)
   return pos
 end
 

@@ -28,6 +28,7 @@ typedef struct es_script {
     size_t mem_used, mem_limit;
     long long instr_limit, instr_used;
     int stopping;        /* the current call is over its budget */
+    int setup;           /* the host is building the state: no memory cap */
     int deny_on_error[ES_VHOOK_COUNT];
     int fn[H_COUNT];     /* registry refs of the hook functions, or LUA_NOREF */
     int t_a, t_b, t_pos, t_relay; /* reusable argument tables */
@@ -48,7 +49,7 @@ static void *script_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->mem_used -= osize;
         return NULL;
     }
-    if (nsize > osize && s->mem_used + (nsize - osize) > s->mem_limit)
+    if (nsize > osize && !s->setup && s->mem_used + (nsize - osize) > s->mem_limit)
         return NULL; /* Lua turns this into a "not enough memory" error */
     void *p = realloc(ptr, nsize);
     if (p)
@@ -71,7 +72,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
             s->stopping = 1;
             lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
         }
-        luaL_error(L, "instruction limit exceeded (%lld per call)", s->instr_limit);
+        luaL_error(L, "instruction limit exceeded (%I per call)", (lua_Integer)s->instr_limit);
     }
 }
 
@@ -245,6 +246,41 @@ static void push_setting(lua_State *L, const config_setting_t *s)
     }
 }
 
+/* setmetatable without __gc: finalizers run with hooks off, so they would
+ * escape the instruction limit. */
+static int l_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushstring(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "__gc metamethods are not allowed in earshot scripts");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* io.lines(filename, ...) only: without a file name it would read stdin. */
+static int l_io_lines(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Remove fields from the library table on top of the stack. */
+static void drop_fields(lua_State *L, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, names[i]);
+    }
+}
+
 static int guard_global(lua_State *L)
 {
     return luaL_error(L, "assignment to undeclared global '%s' (declare it at the top of the "
@@ -268,15 +304,26 @@ static void open_sandbox(lua_State *L, const es_hook_entry *e)
     luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
     lua_pop(L, 1);
     if (e->grant_io) {
+        /* Files, but no shell commands and nothing that waits on stdin. */
+        static const char *const io_out[] = {"popen", "read", "input", "stdin"};
         luaL_requiref(L, LUA_IOLIBNAME, luaopen_io, 1);
+        drop_fields(L, io_out, ES_ARRAY_LEN(io_out));
+        lua_getfield(L, -1, "lines");
+        lua_pushcclosure(L, l_io_lines, 1);
+        lua_setfield(L, -2, "lines");
         lua_pop(L, 1);
     }
     if (e->grant_os) {
+        /* Clocks, dates and the environment; never exit, commands or files. */
+        static const char *const os_out[] = {"exit", "execute", "remove", "rename", "tmpname",
+                                             "setlocale"};
         luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 1);
-        lua_pushnil(L);
-        lua_setfield(L, -2, "exit"); /* never: it would stop the server */
+        drop_fields(L, os_out, ES_ARRAY_LEN(os_out));
         lua_pop(L, 1);
     }
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, l_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
     static const char *const removed[] = {"dofile", "loadfile", "collectgarbage", "require"};
     for (size_t i = 0; i < ES_ARRAY_LEN(removed); i++) {
         lua_pushnil(L);
@@ -305,61 +352,156 @@ static void open_sandbox(lua_State *L, const es_hook_entry *e)
 
 /* ---- calling hooks ------------------------------------------------------- */
 
-static void fill_position(lua_State *L, const earshot_position *p)
+/*
+ * Everything a call does inside the script's state, building the argument
+ * tables included, runs under lua_pcall: a script that has filled its memory
+ * or booby-trapped a reused table gets a failed call, never an unprotected
+ * error that would abort the server. Reused tables are refilled with raw
+ * sets, so metatables a script put on them are never consulted.
+ */
+typedef struct call_ctx {
+    es_script *s;
+    int hook;
+    int nres;
+    const earshot_join *join;
+    const earshot_client *a, *b;
+    const earshot_position *pos;
+    const earshot_relay *relay;
+    int matched;
+    const char *leave_reason;
+} call_ctx;
+
+static void raw_str(lua_State *L, const char *key, const char *value, size_t len)
 {
-    lua_pushinteger(L, p->game_id);
-    lua_setfield(L, -2, "game_id");
-    lua_pushinteger(L, p->map_id);
-    lua_setfield(L, -2, "map_id");
-    lua_pushinteger(L, p->x);
-    lua_setfield(L, -2, "x");
-    lua_pushinteger(L, p->y);
-    lua_setfield(L, -2, "y");
-    lua_pushinteger(L, p->channel);
-    lua_setfield(L, -2, "channel");
+    lua_pushstring(L, key);
+    lua_pushlstring(L, value, len);
+    lua_rawset(L, -3);
+}
+
+static void raw_int(lua_State *L, const char *key, lua_Integer value)
+{
+    lua_pushstring(L, key);
+    lua_pushinteger(L, value);
+    lua_rawset(L, -3);
+}
+
+static void raw_position(lua_State *L, const earshot_position *p)
+{
+    raw_int(L, "game_id", p->game_id);
+    raw_int(L, "map_id", p->map_id);
+    raw_int(L, "x", p->x);
+    raw_int(L, "y", p->y);
+    raw_int(L, "channel", p->channel);
 }
 
 /* Push the reusable table ref, refilled with client c. */
-static void push_client(es_script *s, int ref, const earshot_client *c)
+static void push_client(lua_State *L, int ref, const earshot_client *c)
 {
-    lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    lua_pushstring(L, c->client_id);
-    lua_setfield(L, -2, "client_id");
-    lua_pushstring(L, c->address);
-    lua_setfield(L, -2, "address");
-    fill_position(L, &c->pos);
+    raw_str(L, "client_id", c->client_id, strlen(c->client_id));
+    raw_str(L, "address", c->address, strlen(c->address));
+    raw_position(L, &c->pos);
+}
+
+static int protected_call(lua_State *L)
+{
+    static const char *const kinds[] = {"offer", "answer", "candidate"};
+    call_ctx *cc = lua_touserdata(L, 1);
+    es_script *s = cc->s;
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[cc->hook]);
+    int nargs = 0;
+    switch (cc->hook) {
+    case H_JOIN: {
+        const earshot_join *j = cc->join;
+        /* A join is rare: a fresh table each time, so a script may keep it. */
+        lua_createtable(L, 0, 10);
+        raw_str(L, "client_id", j->client_id, strlen(j->client_id));
+        raw_str(L, "address", j->address, strlen(j->address));
+        raw_str(L, "path", j->path, strlen(j->path));
+        raw_str(L, "query", j->query, strlen(j->query));
+        raw_position(L, &j->pos);
+        lua_pushstring(L, "headers");
+        lua_createtable(L, 0, (int)j->header_count);
+        for (size_t i = 0; i < j->header_count; i++)
+            raw_str(L, j->headers[i].name, j->headers[i].value, strlen(j->headers[i].value));
+        lua_rawset(L, -3);
+        nargs = 1;
+        break;
+    }
+    case H_POSITION:
+        push_client(L, s->t_a, cc->a);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_pos);
+        raw_position(L, cc->pos);
+        nargs = 2;
+        break;
+    case H_MATCH:
+        push_client(L, s->t_a, cc->a);
+        push_client(L, s->t_b, cc->b);
+        lua_pushboolean(L, cc->matched);
+        nargs = 3;
+        break;
+    case H_RELAY: {
+        const earshot_relay *r = cc->relay;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_relay);
+        raw_str(L, "kind", kinds[r->kind], strlen(kinds[r->kind]));
+        lua_pushstring(L, "sender");
+        push_client(L, s->t_a, r->sender);
+        lua_rawset(L, -3);
+        lua_pushstring(L, "target");
+        push_client(L, s->t_b, r->target);
+        lua_rawset(L, -3);
+        raw_str(L, "payload", r->payload, r->payload_len);
+        lua_pushstring(L, "matched");
+        lua_pushboolean(L, r->matched);
+        lua_rawset(L, -3);
+        nargs = 1;
+        break;
+    }
+    case H_LEAVE:
+        push_client(L, s->t_a, cc->a);
+        lua_pushstring(L, cc->leave_reason);
+        nargs = 2;
+        break;
+    }
+    lua_call(L, nargs, cc->nres);
+    return cc->nres;
 }
 
 /*
- * Call the hook function with nargs arguments already pushed above it.
- * Returns 0 with nres results on the stack, or -1 (stack restored) after
- * logging and counting the failure.
+ * Run the hook described by cc. Returns 0 with cc->nres results on the
+ * stack, or -1 (stack as before) after logging and counting the failure.
  */
-static int call_hook(es_script *s, int hook, int nargs, int nres)
+static int call_hook(call_ctx *cc)
 {
+    es_script *s = cc->s;
     lua_State *L = s->L;
     s->stats.calls++;
     budget_start(s);
-    int rc = lua_pcall(L, nargs, nres, 0);
-    if (rc == LUA_OK)
+    lua_pushcfunction(L, protected_call);
+    lua_pushlightuserdata(L, cc);
+    int rc = lua_pcall(L, 1, cc->nres, 0);
+    if (rc == LUA_OK && !s->stopping)
         return 0;
     char module[96];
     snprintf(module, sizeof module, "lua %s", s->name);
     if (rc == LUA_ERRMEM) {
         s->stats.memory_stops++;
-        ES_WARN(module, "%s stopped: memory limit of %zu bytes reached", hook_globals[hook],
+        ES_WARN(module, "%s stopped: memory limit of %zu bytes reached", hook_globals[cc->hook],
                 s->mem_limit);
     } else if (s->stopping) {
+        /* Also when the script caught the stop and returned (a tail-called
+         * pcall): a stopped call never gives a verdict. */
         s->stats.budget_stops++;
-        ES_WARN(module, "%s stopped: instruction limit of %lld reached", hook_globals[hook],
+        ES_WARN(module, "%s stopped: instruction limit of %lld reached", hook_globals[cc->hook],
                 s->instr_limit);
     } else {
         s->stats.errors++;
-        ES_WARN(module, "%s failed: %s", hook_globals[hook],
-                lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
+        ES_WARN(module, "%s failed: %s", hook_globals[cc->hook],
+                lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                               : "(error object is not a string)");
     }
-    lua_pop(L, 1);
+    lua_pop(L, rc == LUA_OK ? cc->nres : 1);
     if (rc == LUA_ERRMEM)
         lua_gc(L, LUA_GCCOLLECT);
     return -1;
@@ -389,7 +531,7 @@ static int read_verdict(es_script *s, earshot_verdict *v, const char **reason)
         *v = lua_toboolean(L, -2) ? EARSHOT_ALLOW : EARSHOT_DENY;
         if (*v == EARSHOT_DENY && reason && lua_type(L, -1) == LUA_TSTRING) {
             size_t len;
-            const char *r = lua_tolstring(L, -1, &len);
+            const char *r = lua_tolstring(L, -1, &len); /* a string: no conversion */
             size_t keep = es_utf8_prefix(r, strnlen(r, len), sizeof s->reason - 1);
             memcpy(s->reason, r, keep);
             s->reason[keep] = '\0';
@@ -413,26 +555,8 @@ static void bad_return(es_script *s, int hook, const char *expected)
 static earshot_verdict lua_on_join(void *state, const earshot_join *j, const char **reason)
 {
     es_script *s = state;
-    lua_State *L = s->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_JOIN]);
-    /* A join is rare: a fresh table each time, so a script may keep it. */
-    lua_createtable(L, 0, 10);
-    lua_pushstring(L, j->client_id);
-    lua_setfield(L, -2, "client_id");
-    lua_pushstring(L, j->address);
-    lua_setfield(L, -2, "address");
-    lua_pushstring(L, j->path);
-    lua_setfield(L, -2, "path");
-    lua_pushstring(L, j->query);
-    lua_setfield(L, -2, "query");
-    fill_position(L, &j->pos);
-    lua_createtable(L, 0, (int)j->header_count);
-    for (size_t i = 0; i < j->header_count; i++) {
-        lua_pushstring(L, j->headers[i].value);
-        lua_setfield(L, -2, j->headers[i].name);
-    }
-    lua_setfield(L, -2, "headers");
-    if (call_hook(s, H_JOIN, 1, 2))
+    call_ctx cc = {.s = s, .hook = H_JOIN, .nres = 2, .join = j};
+    if (call_hook(&cc))
         return on_error(s, ES_VHOOK_JOIN, reason);
     earshot_verdict v;
     if (read_verdict(s, &v, reason)) {
@@ -442,14 +566,17 @@ static earshot_verdict lua_on_join(void *state, const earshot_join *j, const cha
     return v;
 }
 
-/* Read an int32 field of the table at idx into *out (absent: unchanged). */
+/* Read an int32 field of the table at idx into *out (absent: unchanged).
+ * Raw access: a metatable on a returned table is never consulted. */
 static int read_int32_field(lua_State *L, int idx, const char *field, int32_t *out)
 {
-    int t = lua_getfield(L, idx, field);
+    idx = lua_absindex(L, idx);
+    lua_pushstring(L, field);
+    int t = lua_rawget(L, idx);
     int ok = 1;
     if (t != LUA_TNIL) {
-        int isint;
-        lua_Integer v = lua_tointegerx(L, -1, &isint);
+        int isint = 0;
+        lua_Integer v = t == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
         if (isint && v >= INT32_MIN && v <= INT32_MAX)
             *out = (int32_t)v;
         else
@@ -464,11 +591,8 @@ static earshot_verdict lua_on_position(void *state, const earshot_client *c, ear
 {
     es_script *s = state;
     lua_State *L = s->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_POSITION]);
-    push_client(s, s->t_a, c);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_pos);
-    fill_position(L, pos);
-    if (call_hook(s, H_POSITION, 2, 2))
+    call_ctx cc = {.s = s, .hook = H_POSITION, .nres = 2, .a = c, .pos = pos};
+    if (call_hook(&cc))
         return on_error(s, ES_VHOOK_POSITION, reason);
     if (lua_type(L, -2) == LUA_TTABLE) {
         earshot_position adj = *pos;
@@ -497,42 +621,26 @@ static earshot_verdict lua_match(void *state, const earshot_client *a, const ear
 {
     es_script *s = state;
     lua_State *L = s->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_MATCH]);
-    push_client(s, s->t_a, a);
-    push_client(s, s->t_b, b);
-    lua_pushboolean(L, matched);
-    if (call_hook(s, H_MATCH, 3, 1))
+    call_ctx cc = {.s = s, .hook = H_MATCH, .nres = 1, .a = a, .b = b, .matched = matched};
+    if (call_hook(&cc))
         return on_error(s, ES_VHOOK_MATCH, NULL);
     int t = lua_type(L, -1);
-    earshot_verdict v = t == LUA_TNIL       ? EARSHOT_PASS
-                        : t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? EARSHOT_ALLOW : EARSHOT_DENY)
-                                            : (earshot_verdict)-1;
+    int v = t == LUA_TNIL       ? EARSHOT_PASS
+            : t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? EARSHOT_ALLOW : EARSHOT_DENY)
+                                : -1;
     lua_pop(L, 1);
-    if ((int)v == -1) {
+    if (v == -1) {
         bad_return(s, H_MATCH, "nil, true or false");
         return on_error(s, ES_VHOOK_MATCH, NULL);
     }
-    return v;
+    return (earshot_verdict)v;
 }
 
 static earshot_verdict lua_on_relay(void *state, const earshot_relay *r, const char **reason)
 {
-    static const char *const kinds[] = {"offer", "answer", "candidate"};
     es_script *s = state;
-    lua_State *L = s->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_RELAY]);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_relay);
-    lua_pushstring(L, kinds[r->kind]);
-    lua_setfield(L, -2, "kind");
-    push_client(s, s->t_a, r->sender);
-    lua_setfield(L, -2, "sender");
-    push_client(s, s->t_b, r->target);
-    lua_setfield(L, -2, "target");
-    lua_pushlstring(L, r->payload, r->payload_len);
-    lua_setfield(L, -2, "payload");
-    lua_pushboolean(L, r->matched);
-    lua_setfield(L, -2, "matched");
-    if (call_hook(s, H_RELAY, 1, 2))
+    call_ctx cc = {.s = s, .hook = H_RELAY, .nres = 2, .relay = r};
+    if (call_hook(&cc))
         return on_error(s, ES_VHOOK_RELAY, reason);
     earshot_verdict v;
     if (read_verdict(s, &v, reason)) {
@@ -547,11 +655,9 @@ static void lua_on_leave(void *state, const earshot_client *c, earshot_leave_rea
     static const char *const reasons[] = {"disconnect", "closed", "timeout", "takeover",
                                           "shutdown"};
     es_script *s = state;
-    lua_State *L = s->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[H_LEAVE]);
-    push_client(s, s->t_a, c);
-    lua_pushstring(L, (unsigned)why < ES_ARRAY_LEN(reasons) ? reasons[why] : "closed");
-    call_hook(s, H_LEAVE, 2, 0);
+    call_ctx cc = {.s = s, .hook = H_LEAVE, .nres = 0, .a = c,
+                   .leave_reason = (unsigned)why < ES_ARRAY_LEN(reasons) ? reasons[why] : "closed"};
+    call_hook(&cc);
 }
 
 static int64_t lua_query_radius(void *state);
@@ -572,7 +678,10 @@ static void lua_destroy(void *state) { script_free(state); }
 static int64_t radius_of(es_script *s, char *err, size_t errlen, const char *where)
 {
     lua_State *L = s->L;
-    int t = lua_getglobal(L, "query_radius");
+    lua_pushglobaltable(L);
+    lua_pushstring(L, "query_radius");
+    int t = lua_rawget(L, -2);
+    lua_remove(L, -2);
     if (t == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
@@ -616,7 +725,9 @@ int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
     lua_State *L = s->L;
     *(es_script **)lua_getextraspace(L) = s;
     lua_sethook(L, count_hook, LUA_MASKCOUNT, STEP);
+    s->setup = 1;
     open_sandbox(L, e);
+    s->setup = 0;
 
     /* Read the file ourselves: the sandbox has no file access, and the
      * script may only ever be text. */
@@ -648,7 +759,7 @@ int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
         rc = lua_pcall(L, 0, 0, 0);
     }
     if (rc != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
+        const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         snprintf(err, errlen, "%sscript '%s' failed to load: %s", where, e->name,
                  s->stopping ? "instruction limit exceeded while loading"
                  : rc == LUA_ERRMEM ? "memory limit exceeded while loading"
@@ -658,8 +769,12 @@ int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
     }
 
     int any = 0;
+    s->setup = 1; /* the host's own allocations from here on */
     for (int i = 0; i < H_COUNT; i++) {
-        int t = lua_getglobal(L, hook_globals[i]);
+        lua_pushglobaltable(L);
+        lua_pushstring(L, hook_globals[i]);
+        int t = lua_rawget(L, -2);
+        lua_remove(L, -2);
         if (t == LUA_TFUNCTION) {
             s->fn[i] = luaL_ref(L, LUA_REGISTRYINDEX);
             any = 1;
@@ -699,6 +814,7 @@ int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
     lua_setfield(L, -2, "__newindex");
     lua_setmetatable(L, -2);
     lua_pop(L, 1);
+    s->setup = 0;
 
     s->desc = (earshot_plugin){
         .api_version = EARSHOT_PLUGIN_API_VERSION,

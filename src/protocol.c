@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -52,14 +53,9 @@ void es_protocol_format_echo(char *out, size_t outlen, const char *prefix, const
 
 /* ---- parsing ------------------------------------------------------------ */
 
-/*
- * Field checks. `lenient_reals` is set on the second pass that only exists to
- * name the field holding an integer too big for jansson (see parse below).
- */
 typedef struct field_ctx {
     const char *type;
     char *err;
-    int lenient_reals;
 } field_ctx;
 
 static int fail(field_ctx *fc, const char *fmt, const char *field)
@@ -85,12 +81,6 @@ static int get_int32(field_ctx *fc, json_t *data, const char *field, int optiona
         json_int_t i = json_integer_value(v);
         if (i >= INT32_MIN && i <= INT32_MAX) {
             *out = (int32_t)i;
-            return 0;
-        }
-    } else if (fc->lenient_reals && json_is_real(v)) {
-        double d = json_real_value(v);
-        if (d >= INT32_MIN && d <= INT32_MAX && d == (double)(int32_t)d) {
-            *out = (int32_t)d;
             return 0;
         }
     }
@@ -122,7 +112,7 @@ static int get_id(field_ctx *fc, json_t *data, const char *field, const char **o
 }
 
 /* Validate a decoded document into msg. Returns 0 or -1 with err set. */
-static int validate(json_t *root, es_msg *msg, char *err, int lenient_reals)
+static int validate(json_t *root, es_msg *msg, char *err)
 {
     if (!json_is_object(root)) {
         snprintf(err, ES_ERROR_MAX, "Invalid message: expected a JSON object");
@@ -153,7 +143,7 @@ static int validate(json_t *root, es_msg *msg, char *err, int lenient_reals)
     if (t == ES_MSG_DISCONNECT || t == ES_MSG_REQUEST_PEER_REFRESH)
         return 0; /* data is ignored, whatever it holds */
 
-    field_ctx fc = {.type = type_names[t], .err = err, .lenient_reals = lenient_reals};
+    field_ctx fc = {.type = type_names[t], .err = err};
     json_t *data = json_object_get(root, "data");
     if (!json_is_object(data))
         return fail(&fc, "field '%s' must be an object", "data");
@@ -174,33 +164,59 @@ static int validate(json_t *root, es_msg *msg, char *err, int lenient_reals)
     return 0;
 }
 
+/* jansson's messages for numbers it cannot represent. */
+static int number_too_big(const char *jtext)
+{
+    return strncmp(jtext, "too big", 7) == 0 || strncmp(jtext, "real number overflow", 20) == 0;
+}
+
+#define DECODE_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY)
+
+/*
+ * jansson refuses a whole document when one number is beyond what it can
+ * hold (an integer past 64 bits, a real past double). Such a number is still
+ * valid JSON, so: replace each such token with 0.5 (padded with spaces to
+ * the same length) and decode again. A 0.5 in a field we read fails that
+ * field's integer check, naming the field; one in a field we ignore is
+ * ignored, like any unknown field. Returns the document or NULL.
+ */
+static json_t *decode_with_big_numbers(const char *text, size_t len, json_error_t *jerr)
+{
+    char *copy = es_xmalloc(len);
+    memcpy(copy, text, len);
+    json_t *root = NULL;
+    for (int tries = 0; tries < 64; tries++) {
+        size_t end = (size_t)jerr->position;
+        size_t start = end;
+        while (start > 0 && copy[start - 1] && strchr("0123456789+-.eE", copy[start - 1]))
+            start--;
+        if (end > len || end - start < 3)
+            break;
+        memset(copy + start, ' ', end - start);
+        memcpy(copy + start, "0.5", 3);
+        root = json_loadb(copy, len, DECODE_FLAGS, jerr);
+        if (root || !number_too_big(jerr->text))
+            break;
+    }
+    free(copy);
+    return root;
+}
+
 int es_protocol_parse(const char *text, size_t len, es_msg *msg, char err[ES_ERROR_MAX])
 {
     json_error_t jerr;
-    const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
-    json_t *root = json_loadb(text, len, flags, &jerr);
+    json_t *root = json_loadb(text, len, DECODE_FLAGS, &jerr);
+    if (!root && number_too_big(jerr.text)) {
+        json_error_t first = jerr;
+        root = decode_with_big_numbers(text, len, &jerr);
+        if (!root)
+            jerr = first;
+    }
     if (!root) {
-        /*
-         * jansson refuses integers beyond 64 bits outright. To still name the
-         * offending field, decode again with every number as a double: if the
-         * message then fails validation, that error names the field; if not,
-         * the plain JSON error stands.
-         */
-        if (strncmp(jerr.text, "too big", 7) == 0) {
-            json_error_t jerr2;
-            json_t *alt = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, &jerr2);
-            if (alt) {
-                es_msg tmp;
-                int bad = validate(alt, &tmp, err, 1);
-                json_decref(alt);
-                if (bad)
-                    return -1;
-            }
-        }
         snprintf(err, ES_ERROR_MAX, "Invalid JSON: %s", jerr.text);
         return -1;
     }
-    if (validate(root, msg, err, 0)) {
+    if (validate(root, msg, err)) {
         json_decref(root);
         return -1;
     }
