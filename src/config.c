@@ -66,8 +66,10 @@ static int only_keys(loader *l, const config_setting_t *group, const char *const
                 if (k[1])
                     strncat(list, ", ", sizeof list - strlen(list) - 1);
             }
-            return fail(l, s, "unknown setting '%s' in '%s' (known: %s)", name ? name : "?",
-                        config_setting_name(group) ? config_setting_name(group) : "top level",
+            const char *where = config_setting_name(group);
+            if (!where)
+                where = config_setting_parent(group) ? "hook entry" : "top level";
+            return fail(l, s, "unknown setting '%s' in '%s' (known: %s)", name ? name : "?", where,
                         list);
         }
     }
@@ -178,7 +180,8 @@ static int valid_name(const char *s)
 /* The keys only Lua entries have: grant, on_error, limits. */
 static int load_lua_options(loader *l, const config_setting_t *e, es_hook_entry *h)
 {
-    static const char *const hook_names[ES_VHOOK_COUNT] = {"join", "position", "match", "relay"};
+    static const char *const hook_names[ES_VHOOK_COUNT + 1] = {"join", "position", "match",
+                                                                "relay", NULL};
     h->deny_on_error[ES_VHOOK_JOIN] = 1;
     h->deny_on_error[ES_VHOOK_RELAY] = 1;
     h->instruction_limit = 1000000;
