@@ -1,0 +1,1253 @@
+/*
+ * test_core - es_core driven in-process: a fake transport that records
+ * want_write and lets the test drain each session's queue, the real
+ * proximity and relay_guard plugins, and a fake clock.
+ */
+#include "helpers.h"
+
+#include <jansson.h>
+
+#include "config.h"
+#include "core.h"
+#include "hooks.h"
+#include "log.h"
+
+/* ---- fixture ------------------------------------------------------------- */
+
+#define MAX_SESSIONS 256
+
+typedef struct fx {
+    tmpdir dir;
+    es_config cfg;
+    int cfg_loaded;
+    es_hooks h;
+    int hooks_loaded;
+    es_core core;
+    int core_live;
+    es_transport tx;
+    es_session *open[MAX_SESSIONS]; /* not yet closed through es_core_closed */
+    size_t nopen;
+    es_session *ww_s[MAX_SESSIONS]; /* want_write calls per session */
+    unsigned ww_n[MAX_SESSIONS];
+    size_t nww;
+    char err[2048];
+} fx;
+
+static double g_now = 1000.0;
+static double fake_now(void) { return g_now; }
+
+static void want_write(void *tctx, es_session *s)
+{
+    fx *f = tctx;
+    for (size_t i = 0; i < f->nww; i++) {
+        if (f->ww_s[i] == s) {
+            f->ww_n[i]++;
+            return;
+        }
+    }
+    assert_true(f->nww < MAX_SESSIONS);
+    f->ww_s[f->nww] = s;
+    f->ww_n[f->nww++] = 1;
+}
+
+static unsigned want_writes(fx *f, const es_session *s)
+{
+    for (size_t i = 0; i < f->nww; i++)
+        if (f->ww_s[i] == s)
+            return f->ww_n[i];
+    return 0;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    tmpdir_make(&f->dir);
+    f->tx.want_write = want_write;
+    es_log_set_level(EARSHOT_LOG_ERROR);
+    g_now = 1000.0;
+    *state = f;
+    return 0;
+}
+
+static void close_session(fx *f, es_session *s)
+{
+    for (size_t i = 0; i < f->nopen; i++) {
+        if (f->open[i] == s) {
+            f->open[i] = f->open[--f->nopen];
+            es_core_closed(&f->core, s);
+            return;
+        }
+    }
+    fail_msg("session closed twice or never opened");
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    if (f->core_live) {
+        while (f->nopen > 0)
+            close_session(f, f->open[f->nopen - 1]);
+        assert_int_equal(f->core.sessions, 0);
+        es_core_free(&f->core);
+    }
+    if (f->hooks_loaded)
+        es_hooks_unload(&f->h);
+    if (f->cfg_loaded)
+        es_config_free(&f->cfg);
+    tmpdir_remove(&f->dir);
+    free(f);
+    return 0;
+}
+
+#define F fx *f = *cm_state_
+
+typedef struct core_opts {
+    const char *takeover;  /* NULL: the default */
+    double idle;           /* 0: the default (15); < 0: off */
+    double refresh;        /* 0: the default (5); < 0: off */
+    int max_frame, sendq;  /* 0: the defaults */
+    const char *grace;     /* relay_guard grace, NULL: default */
+    const char *hooks;     /* NULL: relay_guard + proximity */
+} core_opts;
+
+static const char *stock_hooks(const char *grace)
+{
+    return fmt("{ type = \"plugin\"; name = \"relay_guard\"; settings = { %s }; },\n"
+               "{ type = \"plugin\"; name = \"proximity\"; settings = { radius = 20; "
+               "leave_radius = 25; }; }",
+               grace ? fmt("grace = %s;", grace) : "");
+}
+
+static const char *config_text(const core_opts *o)
+{
+    char server[256] = "", session[256] = "";
+    if (o->max_frame)
+        snprintf(server + strlen(server), sizeof server - strlen(server), " max_frame_bytes = %d;",
+                 o->max_frame);
+    if (o->sendq)
+        snprintf(server + strlen(server), sizeof server - strlen(server), " send_queue_bytes = %d;",
+                 o->sendq);
+    if (o->takeover)
+        snprintf(session + strlen(session), sizeof session - strlen(session), " takeover = \"%s\";",
+                 o->takeover);
+    if (o->idle)
+        snprintf(session + strlen(session), sizeof session - strlen(session),
+                 " idle_timeout = %.3f;", o->idle < 0 ? 0.0 : o->idle);
+    if (o->refresh)
+        snprintf(session + strlen(session), sizeof session - strlen(session),
+                 " refresh_interval = %.3f;", o->refresh < 0 ? 0.0 : o->refresh);
+    return fmt("server = {%s };\nsession = {%s };\nplugin_dir = \"%s\";\nhooks = (\n%s\n);\n",
+               server, session, env_dir("EARSHOT_PLUGIN_DIR"),
+               o->hooks ? o->hooks : stock_hooks(o->grace));
+}
+
+static void load_config(fx *f, const char *text, es_config *cfg, es_hooks *h)
+{
+    const char *path = tmpdir_mkstemp(&f->dir, text);
+    if (es_config_load(cfg, path, NULL, f->err, sizeof f->err) != 0)
+        fail_msg("config: %s\n%s", f->err, text);
+    if (es_hooks_load(h, cfg, f->err, sizeof f->err) != 0)
+        fail_msg("hooks: %s\n%s", f->err, text);
+}
+
+static void start_(fx *f, core_opts o)
+{
+    load_config(f, config_text(&o), &f->cfg, &f->h);
+    f->cfg_loaded = f->hooks_loaded = 1;
+    g_now = 1000.0;
+    es_core_init(&f->core, &f->cfg, &f->h, &f->tx, f, fake_now);
+    f->core_live = 1;
+}
+#define START(f, ...) start_((f), (core_opts){__VA_ARGS__})
+
+static es_session *open_from(fx *f, const char *addr)
+{
+    assert_true(f->nopen < MAX_SESSIONS);
+    es_session *s = es_core_open(&f->core, NULL, addr, NULL);
+    assert_non_null(s);
+    f->open[f->nopen++] = s;
+    return s;
+}
+
+static void frame(fx *f, es_session *s, const char *text)
+{
+    es_core_frame(&f->core, s, text, strlen(text), 0);
+}
+
+static const char *upd_json(const char *id, int map, int x, int y)
+{
+    return fmt("{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"%s\",\"map_id\":%d,\"x\":%d,"
+               "\"y\":%d}}",
+               id, map, x, y);
+}
+
+static void upd(fx *f, es_session *s, const char *id, int x, int y)
+{
+    frame(f, s, upd_json(id, 1, x, y));
+}
+
+static const char *relay_json(const char *type, const char *field, const char *target,
+                              const char *payload_json)
+{
+    return fmt("{\"type\":\"%s\",\"data\":{\"target_id\":\"%s\",\"%s\":%s}}", type, target, field,
+               payload_json);
+}
+
+/* Throw away everything queued for every open session. */
+static void drain_all(fx *f)
+{
+    for (size_t i = 0; i < f->nopen; i++)
+        es_sendq_clear(&f->open[i]->q);
+}
+
+/* A registered client at (x, y) on map 1, from 10.0.0.1; queues drained. */
+static es_session *client_at(fx *f, const char *id, int x, int y)
+{
+    es_session *s = open_from(f, "10.0.0.1");
+    upd(f, s, id, x, y);
+    assert_true(s->registered);
+    drain_all(f);
+    return s;
+}
+
+/* ---- expected messages --------------------------------------------------- */
+
+static json_t *ERR(const char *text)
+{
+    return json_pack("{s:s, s:s}", "type", "Error", "data", text);
+}
+
+static int cmp_json_str(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    if (!json_is_string(x) || !json_is_string(y))
+        return 0;
+    return strcmp(json_string_value(x), json_string_value(y));
+}
+
+/* NearbyPeers lists are sets: order them before comparing. */
+static json_t *canonical(json_t *m)
+{
+    json_t *data = json_object_get(m, "data");
+    if (json_is_string(json_object_get(m, "type")) &&
+        strcmp(json_string_value(json_object_get(m, "type")), "NearbyPeers") == 0 &&
+        json_is_array(data)) {
+        size_t n = json_array_size(data);
+        json_t **items = calloc(n + 1, sizeof *items);
+        for (size_t i = 0; i < n; i++)
+            items[i] = json_incref(json_array_get(data, i));
+        qsort(items, n, sizeof *items, cmp_json_str);
+        json_t *sorted = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(sorted, items[i]);
+        free(items);
+        json_object_set_new(m, "data", sorted);
+    }
+    return m;
+}
+
+static json_t *peers_(const char *const *ids, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(ids[i]));
+    return canonical(json_pack("{s:s, s:o}", "type", "NearbyPeers", "data", arr));
+}
+#define PEERS(...) \
+    peers_((const char *const[]){__VA_ARGS__}, ES_ARRAY_LEN(((const char *const[]){__VA_ARGS__})))
+#define NO_PEERS peers_(NULL, 0)
+
+static json_t *RECV(const char *type, const char *field, const char *sender, const char *payload,
+                    size_t len)
+{
+    return json_pack("{s:s, s:{s:s, s:s%}}", "type", type, "data", "sender_id", sender, field,
+                     payload, len);
+}
+#define OFFER(sender, payload) RECV("ReceiveOffer", "offer", sender, payload, strlen(payload))
+#define ANSWER(sender, payload) RECV("ReceiveAnswer", "answer", sender, payload, strlen(payload))
+#define ICE(sender, payload) \
+    RECV("ReceiveIceCandidate", "candidate", sender, payload, strlen(payload))
+
+/* Pop every message queued for s and compare with exp[0..n) (consumed). */
+static void expect_msgs(es_session *s, json_t **exp, size_t n, int line)
+{
+    json_t *got[512];
+    size_t ng = 0;
+    char *raw[512];
+    while (es_sendq_peek(&s->q)) {
+        es_qmsg *m = es_sendq_peek(&s->q);
+        assert_true(ng < 512);
+        json_error_t e;
+        got[ng] = json_loadb(es_qmsg_payload(m), m->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+        raw[ng] = strndup(es_qmsg_payload(m), m->len);
+        if (!got[ng])
+            fail_msg("line %d: queued message is not JSON (%s): %s", line, e.text, raw[ng]);
+        canonical(got[ng]);
+        ng++;
+        es_sendq_pop(&s->q);
+    }
+    int ok = ng == n;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = json_equal(got[i], exp[i]);
+    if (!ok) {
+        char report[16384] = "";
+        size_t used = 0;
+        used += (size_t)snprintf(report + used, sizeof report - used, "got %zu:\n", ng);
+        for (size_t i = 0; i < ng && used < sizeof report; i++)
+            used += (size_t)snprintf(report + used, sizeof report - used, "  %s\n", raw[i]);
+        if (used < sizeof report)
+            used += (size_t)snprintf(report + used, sizeof report - used, "wanted %zu:\n", n);
+        for (size_t i = 0; i < n && used < sizeof report; i++) {
+            char *d = json_dumps(exp[i], JSON_COMPACT | JSON_ENCODE_ANY);
+            used += (size_t)snprintf(report + used, sizeof report - used, "  %s\n", d);
+            free(d);
+        }
+        fail_msg("line %d: messages for %s differ\n%s", line, s->registered ? s->id : "(unregistered)",
+                 report);
+    }
+    for (size_t i = 0; i < ng; i++) {
+        json_decref(got[i]);
+        free(raw[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        json_decref(exp[i]);
+}
+#define EXPECT(s, ...)                                                                        \
+    expect_msgs((s), (json_t *[]){__VA_ARGS__}, ES_ARRAY_LEN(((json_t *[]){__VA_ARGS__})), \
+                __LINE__)
+#define EXPECT_NONE(s) expect_msgs((s), NULL, 0, __LINE__)
+
+/* ---- registration ---------------------------------------------------------- */
+
+TEST(t_first_update_position_is_answered)
+{
+    F;
+    START(f);
+    es_session *a = open_from(f, "10.0.0.1");
+    assert_int_equal(a->registered, 0);
+    assert_int_equal(es_core_clients(&f->core), 0);
+    upd(f, a, "alice", 0, 0);
+    EXPECT(a, NO_PEERS);
+    assert_int_equal(a->registered, 1);
+    assert_string_equal(a->id, "alice");
+    assert_int_equal(es_core_clients(&f->core), 1);
+    assert_ptr_equal(es_registry_find(&f->core.registry, "alice", 5), a);
+    assert_true(want_writes(f, a) >= 1);
+    assert_int_equal(f->core.stats.registrations, 1);
+}
+
+TEST(t_register_next_to_peers)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 3, 0);
+    es_session *c = client_at(f, "c", 0, 3);
+    es_session *far = client_at(f, "far", 500, 0);
+    es_session *d = open_from(f, "10.0.0.1");
+    upd(f, d, "d", 1, 1);
+    EXPECT(d, PEERS("a", "b", "c"));
+    EXPECT(a, PEERS("b", "c", "d"));
+    EXPECT(b, PEERS("a", "c", "d"));
+    EXPECT(c, PEERS("a", "b", "d"));
+    EXPECT_NONE(far);
+    assert_int_equal(es_core_clients(&f->core), 5);
+}
+
+TEST(t_messages_before_registration)
+{
+    F;
+    START(f);
+    es_session *peer = client_at(f, "peer", 0, 0);
+    es_session *s = open_from(f, "10.0.0.2");
+    frame(f, s, "{\"type\":\"RequestPeerRefresh\",\"data\":null}");
+    frame(f, s, "{\"type\":\"RequestPeerRefresh\"}");
+    frame(f, s, relay_json("SendOffer", "offer", "peer", "\"o\""));
+    frame(f, s, relay_json("SendAnswer", "answer", "peer", "\"a\""));
+    frame(f, s, relay_json("SendIceCandidate", "candidate", "peer", "\"c\""));
+    const char *first = "Client must send UpdatePosition first.";
+    EXPECT(s, ERR(first), ERR(first), ERR(first), ERR(first), ERR(first));
+    EXPECT_NONE(peer);
+    assert_int_equal(s->registered, 0);
+    assert_int_equal(s->closing, 0);
+    assert_int_equal(es_core_clients(&f->core), 1);
+    /* a bad frame gets its parse error, not the registration one */
+    frame(f, s, "{\"type\":\"SendOffer\",\"data\":{}}");
+    frame(f, s, "nope");
+    EXPECT(s, ERR("Invalid SendOffer: missing field 'target_id'"),
+           ERR("Invalid JSON: invalid token near 'nope'"));
+    /* and it can still register */
+    upd(f, s, "late", 2, 0);
+    EXPECT(s, PEERS("peer"));
+    EXPECT(peer, PEERS("late"));
+}
+
+TEST(t_bad_frames_change_nothing)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    frame(f, a, "{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"a\",\"map_id\":1,\"x\":900.0,\"y\":0}}");
+    frame(f, a, "{\"type\":\"Teleport\"}");
+    frame(f, a, "{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"a\",\"map_id\":1,\"x\":500}}");
+    frame(f, a, "{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"a\",\"map_id\":1,\"x\":1,\"x\":500,\"y\":0}}");
+    es_core_frame(&f->core, a, "\x01\x02", 2, 1);
+    EXPECT(a, ERR("Invalid UpdatePosition: field 'x' must be an integer in the signed 32-bit range"),
+           ERR("Unknown message type: Teleport"), ERR("Invalid UpdatePosition: missing field 'y'"),
+           ERR("Invalid JSON: duplicate object key near '\"x\"'"),
+           ERR("Binary frames are not supported"));
+    EXPECT_NONE(b);
+    assert_int_equal(a->closing, 0);
+    assert_true(es_matcher_is_matched(a, b));
+    assert_int_equal(a->view.pos.x, 0);
+}
+
+TEST(t_client_id_cannot_change)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 10, 0);
+    upd(f, a, "z", 500, 0);
+    EXPECT(a, ERR("client_id cannot change on a connection (registered as a)"));
+    EXPECT_NONE(b);
+    assert_string_equal(a->id, "a");
+    assert_int_equal(a->view.pos.x, 0);
+    assert_true(es_matcher_is_matched(a, b));
+    assert_null(es_registry_find(&f->core.registry, "z", 1));
+    assert_int_equal(es_core_clients(&f->core), 2);
+}
+
+/* ---- takeover ----------------------------------------------------------------- */
+
+static void takeover_happens(fx *f, const char *newcomer_addr)
+{
+    es_session *holder = open_from(f, "10.0.0.1");
+    upd(f, holder, "x", 0, 0);
+    drain_all(f);
+    es_session *n = open_from(f, newcomer_addr);
+    upd(f, n, "x", 0, 0);
+    EXPECT(holder, ERR("client_id x was taken over by another connection"));
+    assert_int_equal(holder->closing, 1);
+    assert_int_equal(holder->close_code, ES_CLOSE_POLICY);
+    assert_int_equal(holder->registered, 0);
+    EXPECT(n, NO_PEERS);
+    assert_int_equal(n->registered, 1);
+    assert_ptr_equal(es_registry_find(&f->core.registry, "x", 1), n);
+    assert_int_equal(es_core_clients(&f->core), 1);
+    assert_int_equal(f->core.stats.takeovers, 1);
+    /* the replaced connection is not read any more */
+    frame(f, holder, "{\"type\":\"RequestPeerRefresh\"}");
+    EXPECT_NONE(holder);
+}
+
+static void takeover_refused(fx *f, const char *newcomer_addr)
+{
+    es_session *holder = open_from(f, "10.0.0.1");
+    upd(f, holder, "x", 0, 0);
+    drain_all(f);
+    es_session *n = open_from(f, newcomer_addr);
+    upd(f, n, "x", 0, 0);
+    EXPECT(n, ERR("client_id x is already in use"));
+    assert_int_equal(n->registered, 0);
+    assert_int_equal(n->closing, 0);
+    EXPECT_NONE(holder);
+    assert_int_equal(holder->closing, 0);
+    assert_int_equal(holder->registered, 1);
+    assert_ptr_equal(es_registry_find(&f->core.registry, "x", 1), holder);
+    assert_int_equal(es_core_clients(&f->core), 1);
+    assert_int_equal(f->core.stats.takeovers, 0);
+    /* the refused connection may register under another id */
+    upd(f, n, "y", 0, 0);
+    EXPECT(n, PEERS("x"));
+    EXPECT(holder, PEERS("y"));
+}
+
+TEST(t_takeover_same_address_policy_other_address)
+{
+    F;
+    START(f);
+    takeover_refused(f, "10.0.0.2");
+}
+
+TEST(t_takeover_same_address_policy_same_address)
+{
+    F;
+    START(f);
+    takeover_happens(f, "10.0.0.1");
+}
+
+TEST(t_takeover_always_policy)
+{
+    F;
+    START(f, .takeover = "always");
+    takeover_happens(f, "10.0.0.2");
+}
+
+TEST(t_takeover_never_policy)
+{
+    F;
+    START(f, .takeover = "never");
+    takeover_refused(f, "10.0.0.1");
+}
+
+TEST(t_takeover_tells_peers_once)
+{
+    F;
+    START(f);
+    es_session *p = client_at(f, "p", 0, 0);
+    es_session *holder = client_at(f, "x", 5, 0);
+    es_session *n = open_from(f, "10.0.0.1");
+    upd(f, n, "x", 6, 0); /* same id, about the same spot */
+    EXPECT(p, PEERS("x"));
+    EXPECT(n, PEERS("p"));
+    EXPECT(holder, ERR("client_id x was taken over by another connection"));
+    assert_true(es_matcher_is_matched(p, n));
+    assert_int_equal(p->nedges, 1);
+    /* a second takeover, this time far away: p hears it left, once */
+    es_session *n2 = open_from(f, "10.0.0.1");
+    upd(f, n2, "x", 900, 0);
+    EXPECT(p, NO_PEERS);
+    EXPECT(n2, NO_PEERS);
+    EXPECT(n, ERR("client_id x was taken over by another connection"));
+}
+
+/* ---- NearbyPeers --------------------------------------------------------------- */
+
+TEST(t_move_that_changes_nothing_sends_nothing)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 10, 0);
+    es_session *c = client_at(f, "c", 300, 0);
+    upd(f, b, "b", 12, 3);
+    upd(f, b, "b", 12, 3);
+    upd(f, b, "b", 22, 0); /* 22: past radius, within leave_radius */
+    upd(f, c, "c", 350, 0);
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+    EXPECT_NONE(c);
+}
+
+TEST(t_one_message_per_client_per_move)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 15, 0);
+    es_session *c = client_at(f, "c", 40, 0); /* 25 from b: not matched */
+    assert_true(es_matcher_is_matched(a, b));
+    assert_false(es_matcher_is_matched(b, c));
+    upd(f, b, "b", 30, 0); /* leaves a (30), meets c (10) */
+    EXPECT(b, PEERS("c"));
+    EXPECT(a, NO_PEERS);
+    EXPECT(c, PEERS("b"));
+}
+
+TEST(t_hysteresis_through_the_core)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 19, 0);
+    upd(f, b, "b", 24, 0);
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+    upd(f, b, "b", 26, 0);
+    EXPECT(a, NO_PEERS);
+    EXPECT(b, NO_PEERS);
+    upd(f, b, "b", 24, 0);
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+    upd(f, b, "b", 20, 0);
+    EXPECT(a, PEERS("b"));
+    EXPECT(b, PEERS("a"));
+}
+
+TEST(t_channel_and_map_changes)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 1, 1);
+    frame(f, b, "{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"b\",\"map_id\":1,\"x\":1,"
+                "\"y\":1,\"channel\":2}}");
+    EXPECT(a, NO_PEERS);
+    EXPECT(b, NO_PEERS);
+    frame(f, a, "{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"a\",\"map_id\":1,\"x\":0,"
+                "\"y\":0,\"channel\":2}}");
+    EXPECT(a, PEERS("b"));
+    EXPECT(b, PEERS("a"));
+    frame(f, a, upd_json("a", 2, 0, 0)); /* other map, channel back to 0 */
+    EXPECT(a, NO_PEERS);
+    EXPECT(b, NO_PEERS);
+    frame(f, a, "{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"a\",\"map_id\":1,\"x\":0,"
+                "\"y\":0,\"channel\":2,\"game_id\":4}}");
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+}
+
+TEST(t_request_peer_refresh)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    es_session *c = client_at(f, "c", 0, 5);
+    frame(f, a, "{\"type\":\"RequestPeerRefresh\",\"data\":null}");
+    EXPECT(a, PEERS("b", "c"));
+    frame(f, a, "{\"type\":\"RequestPeerRefresh\"}");
+    frame(f, a, "{\"type\":\"RequestPeerRefresh\",\"data\":{\"anything\":1}}");
+    EXPECT(a, PEERS("b", "c"), PEERS("b", "c"));
+    EXPECT_NONE(b);
+    EXPECT_NONE(c);
+    es_session *lone = client_at(f, "lone", 1000, 0);
+    frame(f, lone, "{\"type\":\"RequestPeerRefresh\"}");
+    EXPECT(lone, NO_PEERS);
+}
+
+TEST(t_crowd_join_one_message_each)
+{
+    F;
+    START(f);
+    enum { N = 40 };
+    es_session *s[N];
+    char names[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "c%02d", i);
+        s[i] = client_at(f, names[i], i % 3, i % 4); /* all within 4 of each other */
+    }
+    es_session *n = open_from(f, "10.0.0.1");
+    upd(f, n, "new", 1, 1);
+    const char *all[N];
+    for (int i = 0; i < N; i++)
+        all[i] = names[i];
+    EXPECT(n, peers_(all, N));
+    for (int i = 0; i < N; i++) {
+        const char *ids[N];
+        size_t k = 0;
+        for (int j = 0; j < N; j++)
+            if (j != i)
+                ids[k++] = names[j];
+        ids[k++] = "new";
+        EXPECT(s[i], peers_(ids, k));
+    }
+    /* the newcomer leaves: again one message each */
+    frame(f, n, "{\"type\":\"Disconnect\"}");
+    for (int i = 0; i < N; i++) {
+        const char *ids[N];
+        size_t k = 0;
+        for (int j = 0; j < N; j++)
+            if (j != i)
+                ids[k++] = names[j];
+        EXPECT(s[i], peers_(ids, k));
+    }
+}
+
+/* ---- leaving ----------------------------------------------------------------- */
+
+TEST(t_disconnect_before_registration_just_closes)
+{
+    F;
+    START(f);
+    es_session *peer = client_at(f, "peer", 0, 0);
+    es_session *s = open_from(f, "10.0.0.2");
+    frame(f, s, "{\"type\":\"Disconnect\",\"data\":null}");
+    EXPECT_NONE(s);
+    assert_int_equal(s->closing, 1);
+    assert_int_equal(s->close_code, ES_CLOSE_NORMAL);
+    assert_true(want_writes(f, s) >= 1);
+    EXPECT_NONE(peer);
+    assert_int_equal(es_core_clients(&f->core), 1);
+}
+
+TEST(t_disconnect_tells_peers)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    es_session *c = client_at(f, "c", 0, 5);
+    frame(f, b, "{\"type\":\"Disconnect\"}");
+    EXPECT_NONE(b);
+    assert_int_equal(b->closing, 1);
+    assert_int_equal(b->close_code, ES_CLOSE_NORMAL);
+    assert_int_equal(b->registered, 0);
+    EXPECT(a, PEERS("c"));
+    EXPECT(c, PEERS("a"));
+    assert_int_equal(es_core_clients(&f->core), 2);
+    assert_null(es_registry_find(&f->core.registry, "b", 1));
+    /* frames after Disconnect are ignored */
+    upd(f, b, "b", 5, 0);
+    frame(f, b, relay_json("SendOffer", "offer", "a", "\"o\""));
+    EXPECT_NONE(b);
+    EXPECT_NONE(a);
+    /* the transport then reports the close: nothing more to anyone */
+    close_session(f, b);
+    EXPECT_NONE(a);
+    EXPECT_NONE(c);
+    assert_int_equal(es_core_clients(&f->core), 2);
+}
+
+TEST(t_closed_connection_tells_peers)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    es_session *c = client_at(f, "c", 0, 5);
+    es_session *d = client_at(f, "d", 700, 0);
+    size_t before = f->core.sessions;
+    close_session(f, b);
+    EXPECT(a, PEERS("c"));
+    EXPECT(c, PEERS("a"));
+    EXPECT_NONE(d);
+    assert_int_equal(es_core_clients(&f->core), 3);
+    assert_int_equal(f->core.sessions, before - 1);
+    assert_null(es_registry_find(&f->core.registry, "b", 1));
+    /* the id is free again */
+    es_session *b2 = open_from(f, "10.0.0.9");
+    upd(f, b2, "b", 5, 0);
+    EXPECT(b2, PEERS("a", "c"));
+}
+
+TEST(t_closed_unregistered_connection)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *s = open_from(f, "10.0.0.2");
+    assert_int_equal(f->core.sessions, 2);
+    close_session(f, s);
+    assert_int_equal(f->core.sessions, 1);
+    EXPECT_NONE(a);
+    assert_int_equal(es_core_clients(&f->core), 1);
+}
+
+/* ---- relays ------------------------------------------------------------------ */
+
+TEST(t_relay_offer_sender_stamped)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    frame(f, a, "{\"type\":\"SendOffer\",\"data\":{\"target_id\":\"b\",\"offer\":\"v=0\\r\\no=- 1\","
+                "\"sender_id\":\"mallory\"}}");
+    EXPECT(b, OFFER("a", "v=0\r\no=- 1"));
+    EXPECT_NONE(a);
+    assert_int_equal(f->core.stats.relays[EARSHOT_RELAY_OFFER][ES_RELAY_DELIVERED], 1);
+}
+
+TEST(t_relay_answer_and_ice)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    frame(f, b, relay_json("SendAnswer", "answer", "a", "\"v=0 answer\""));
+    frame(f, b, relay_json("SendIceCandidate", "candidate", "a", "\"candidate:1 1 UDP 1 1.2.3.4 5 typ host\""));
+    EXPECT(a, ANSWER("b", "v=0 answer"), ICE("b", "candidate:1 1 UDP 1 1.2.3.4 5 typ host"));
+    EXPECT_NONE(b);
+}
+
+TEST(t_relay_payload_intact)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    frame(f, a, relay_json("SendOffer", "offer", "b",
+                           "\"nul\\u0000in \\\"quotes\\\" back\\\\slash \\u00e9 \\ud83c\\udfa7 \\t\""));
+    const char want[] = "nul\0in \"quotes\" back\\slash \xC3\xA9 \xF0\x9F\x8E\xA7 \t";
+    EXPECT(b, RECV("ReceiveOffer", "offer", "a", want, sizeof want - 1));
+
+    /* 8 KB, every printable ASCII character */
+    char big[8193];
+    for (int i = 0; i < 8192; i++)
+        big[i] = (char)(0x20 + i % 95);
+    big[8192] = '\0';
+    json_t *js = json_string(big);
+    char *enc = json_dumps(js, JSON_ENCODE_ANY);
+    frame(f, a, relay_json("SendIceCandidate", "candidate", "b", enc));
+    free(enc);
+    json_decref(js);
+    EXPECT(b, ICE("a", big));
+}
+
+TEST(t_relays_arrive_in_order)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    frame(f, a, relay_json("SendOffer", "offer", "b", "\"1\""));
+    frame(f, a, relay_json("SendIceCandidate", "candidate", "b", "\"2\""));
+    frame(f, a, relay_json("SendIceCandidate", "candidate", "b", "\"3\""));
+    frame(f, a, relay_json("SendAnswer", "answer", "b", "\"4\""));
+    frame(f, a, relay_json("SendIceCandidate", "candidate", "b", "\"5\""));
+    EXPECT(b, OFFER("a", "1"), ICE("a", "2"), ICE("a", "3"), ANSWER("a", "4"), ICE("a", "5"));
+}
+
+TEST(t_relay_to_self)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    frame(f, a, relay_json("SendOffer", "offer", "a", "\"o\""));
+    frame(f, a, relay_json("SendAnswer", "answer", "a", "\"o\""));
+    frame(f, a, relay_json("SendIceCandidate", "candidate", "a", "\"o\""));
+    EXPECT(a, ERR("Cannot send to yourself"), ERR("Cannot send to yourself"),
+           ERR("Cannot send to yourself"));
+}
+
+TEST(t_relay_to_unknown_target)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    frame(f, a, relay_json("SendOffer", "offer", "ghost", "\"o\""));
+    frame(f, a, relay_json("SendAnswer", "answer", "ghost", "\"o\""));
+    frame(f, a, relay_json("SendIceCandidate", "candidate", "ghost", "\"o\""));
+    EXPECT(a, ERR("Client ghost not found"), ERR("Client ghost not found"));
+    assert_int_equal(f->core.stats.relays[EARSHOT_RELAY_OFFER][ES_RELAY_UNKNOWN_TARGET], 1);
+    assert_int_equal(f->core.stats.relays[EARSHOT_RELAY_ANSWER][ES_RELAY_UNKNOWN_TARGET], 1);
+    assert_int_equal(f->core.stats.relays[EARSHOT_RELAY_ICE_CANDIDATE][ES_RELAY_UNKNOWN_TARGET], 1);
+    /* a connection refused at registration is no target either */
+    es_session *refused = open_from(f, "10.0.0.5");
+    upd(f, refused, "a", 0, 0);
+    EXPECT(refused, ERR("client_id a is already in use"));
+    frame(f, refused, relay_json("SendOffer", "offer", "a", "\"o\""));
+    EXPECT(refused, ERR("Client must send UpdatePosition first."));
+    EXPECT_NONE(a);
+    /* and the empty id is not even a valid target */
+    frame(f, a, relay_json("SendOffer", "offer", "", "\"o\""));
+    EXPECT(a, ERR("Invalid SendOffer: field 'target_id' must be 1 to 128 bytes of UTF-8 with no "
+                  "control characters"));
+}
+
+TEST(t_relay_guard_refuses_strangers)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 500, 0);
+    frame(f, a, relay_json("SendOffer", "offer", "b", "\"o\""));
+    frame(f, a, relay_json("SendAnswer", "answer", "b", "\"o\""));
+    frame(f, a, relay_json("SendIceCandidate", "candidate", "b", "\"o\""));
+    EXPECT(a, ERR("relay to b not allowed"), ERR("relay to b not allowed"));
+    EXPECT_NONE(b);
+    assert_int_equal(f->core.stats.relays[EARSHOT_RELAY_OFFER][ES_RELAY_REFUSED], 1);
+    assert_int_equal(f->core.stats.relays[EARSHOT_RELAY_ANSWER][ES_RELAY_REFUSED], 1);
+    assert_int_equal(f->core.stats.relays[EARSHOT_RELAY_ICE_CANDIDATE][ES_RELAY_REFUSED], 1);
+    assert_int_equal(f->core.stats.relays[EARSHOT_RELAY_OFFER][ES_RELAY_DELIVERED], 0);
+}
+
+TEST(t_relay_after_parting_within_grace)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    upd(f, b, "b", 500, 0);
+    EXPECT(a, NO_PEERS);
+    EXPECT(b, NO_PEERS);
+    frame(f, a, relay_json("SendAnswer", "answer", "b", "\"late answer\""));
+    EXPECT(b, ANSWER("a", "late answer"));
+    EXPECT_NONE(a);
+}
+
+TEST(t_relay_refused_with_zero_grace_after_parting)
+{
+    F;
+    START(f, .grace = "0");
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    upd(f, b, "b", 500, 0);
+    drain_all(f);
+    frame(f, a, relay_json("SendOffer", "offer", "b", "\"o\""));
+    EXPECT(a, ERR("relay to b not allowed"));
+    EXPECT_NONE(b);
+}
+
+/* ---- liveness ----------------------------------------------------------------- */
+
+TEST(t_idle_timeout)
+{
+    F;
+    START(f, .idle = 15, .refresh = -1);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    g_now = 1010.0;
+    frame(f, b, "{\"type\":\"RequestPeerRefresh\"}");
+    EXPECT(b, PEERS("a"));
+    g_now = 1014.5;
+    es_core_tick(&f->core);
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+    assert_int_equal(a->closing, 0);
+    g_now = 1015.0;
+    es_core_tick(&f->core);
+    EXPECT(a, ERR("timed out"));
+    assert_int_equal(a->closing, 1);
+    assert_int_equal(a->close_code, ES_CLOSE_NORMAL);
+    assert_int_equal(a->registered, 0);
+    EXPECT(b, NO_PEERS);
+    assert_int_equal(es_core_clients(&f->core), 1);
+    assert_int_equal(f->core.stats.timeouts, 1);
+    g_now = 1024.5;
+    es_core_tick(&f->core);
+    EXPECT_NONE(b);
+    g_now = 1025.0;
+    es_core_tick(&f->core);
+    EXPECT(b, ERR("timed out"));
+    assert_int_equal(b->close_code, ES_CLOSE_NORMAL);
+    assert_int_equal(es_core_clients(&f->core), 0);
+    assert_int_equal(f->core.stats.timeouts, 2);
+    /* ticking on does not time anyone out twice */
+    g_now = 2000.0;
+    es_core_tick(&f->core);
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+    assert_int_equal(f->core.stats.timeouts, 2);
+}
+
+TEST(t_update_position_keeps_alive)
+{
+    F;
+    START(f, .idle = 15, .refresh = -1);
+    es_session *a = client_at(f, "a", 0, 0);
+    g_now = 1010.0;
+    upd(f, a, "a", 0, 0); /* the same spot still counts */
+    g_now = 1020.0;
+    es_core_tick(&f->core);
+    EXPECT_NONE(a);
+    assert_int_equal(a->closing, 0);
+    g_now = 1025.0;
+    es_core_tick(&f->core);
+    EXPECT(a, ERR("timed out"));
+}
+
+TEST(t_relays_do_not_keep_alive)
+{
+    F;
+    START(f, .idle = 15, .refresh = -1);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    g_now = 1010.0;
+    frame(f, a, relay_json("SendOffer", "offer", "b", "\"o\""));
+    EXPECT(b, OFFER("a", "o"));
+    g_now = 1015.0;
+    es_core_tick(&f->core);
+    EXPECT(a, ERR("timed out"));
+    EXPECT(b, ERR("timed out"));
+    assert_int_equal(es_core_clients(&f->core), 0);
+}
+
+TEST(t_idle_timeout_off)
+{
+    F;
+    START(f, .idle = -1, .refresh = -1);
+    es_session *a = client_at(f, "a", 0, 0);
+    g_now = 1000000.0;
+    es_core_tick(&f->core);
+    EXPECT_NONE(a);
+    assert_int_equal(a->closing, 0);
+    assert_int_equal(es_core_clients(&f->core), 1);
+}
+
+TEST(t_periodic_refresh)
+{
+    F;
+    START(f, .idle = -1, .refresh = 5);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    es_session *c = client_at(f, "c", 400, 0);
+    es_session *anon = open_from(f, "10.0.0.3");
+    g_now = 1004.9;
+    es_core_tick(&f->core);
+    EXPECT_NONE(a);
+    g_now = 1005.0;
+    es_core_tick(&f->core);
+    EXPECT(a, PEERS("b"));
+    EXPECT(b, PEERS("a"));
+    EXPECT(c, NO_PEERS);
+    EXPECT_NONE(anon);
+    g_now = 1005.5;
+    es_core_tick(&f->core);
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+    EXPECT_NONE(c);
+    /* a closing client is not refreshed */
+    frame(f, c, "{\"type\":\"Disconnect\"}");
+    g_now = 1010.0;
+    es_core_tick(&f->core);
+    EXPECT(a, PEERS("b"));
+    EXPECT(b, PEERS("a"));
+    EXPECT_NONE(c);
+}
+
+TEST(t_refresh_off)
+{
+    F;
+    START(f, .idle = -1, .refresh = -1);
+    es_session *a = client_at(f, "a", 0, 0);
+    for (int i = 1; i <= 10; i++) {
+        g_now = 1000.0 + i * 100.0;
+        es_core_tick(&f->core);
+    }
+    EXPECT_NONE(a);
+}
+
+/* ---- limits ---------------------------------------------------------------------- */
+
+TEST(t_frame_too_large)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    es_core_frame_too_large(&f->core, a);
+    EXPECT(a, ERR("Frame too large (limit 65536 bytes)"));
+    assert_int_equal(a->closing, 1);
+    assert_int_equal(a->close_code, ES_CLOSE_TOO_BIG);
+    assert_int_equal(a->registered, 0);
+    EXPECT(b, NO_PEERS);
+    assert_int_equal(es_core_clients(&f->core), 1);
+    /* nothing more once closing */
+    es_core_frame_too_large(&f->core, a);
+    upd(f, a, "a", 0, 0);
+    EXPECT_NONE(a);
+    assert_int_equal(a->close_code, ES_CLOSE_TOO_BIG);
+}
+
+TEST(t_frame_too_large_configured_limit_unregistered)
+{
+    F;
+    START(f, .max_frame = 2048, .sendq = 4096);
+    es_session *s = open_from(f, "10.0.0.1");
+    es_core_frame_too_large(&f->core, s);
+    EXPECT(s, ERR("Frame too large (limit 2048 bytes)"));
+    assert_int_equal(s->closing, 1);
+    assert_int_equal(s->close_code, ES_CLOSE_TOO_BIG);
+}
+
+TEST(t_send_queue_overflow_drops_slow_client)
+{
+    F;
+    START(f, .max_frame = 2048, .sendq = 4096, .idle = -1, .refresh = -1);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *slow = client_at(f, "slow", 5, 0);
+    char payload[1001];
+    memset(payload, 'x', 1000);
+    payload[1000] = '\0';
+    const char *msg = relay_json("SendOffer", "offer", "slow", fmt("\"%s\"", payload));
+    size_t len = strlen("{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"a\",\"offer\":\"\"}}") + 1000;
+    int dropped_at = -1, predicted = -1;
+    for (int i = 0; i < 10 && dropped_at < 0; i++) {
+        if (predicted < 0 && slow->q.bytes + len > 4096)
+            predicted = i;
+        frame(f, a, msg);
+        if (slow->closing)
+            dropped_at = i;
+    }
+    assert_int_equal(predicted, 3); /* 3 x 1059 bytes fit in 4096, 4 do not */
+    assert_int_equal(dropped_at, predicted);
+    assert_int_equal(slow->close_code, ES_CLOSE_POLICY);
+    assert_int_equal(slow->registered, 0);
+    assert_int_equal(slow->q.count, 0); /* what it could not take is gone */
+    assert_int_equal(f->core.stats.sendq_overflows, 1);
+    assert_int_equal(es_core_clients(&f->core), 1);
+    EXPECT(a, NO_PEERS);
+    /* everyone else keeps working */
+    es_session *c = open_from(f, "10.0.0.1");
+    upd(f, c, "c", 0, 5);
+    EXPECT(c, PEERS("a"));
+    EXPECT(a, PEERS("c"));
+    frame(f, a, relay_json("SendOffer", "offer", "c", "\"hi\""));
+    EXPECT(c, OFFER("a", "hi"));
+    frame(f, a, relay_json("SendOffer", "offer", "slow", "\"hi\""));
+    EXPECT(a, ERR("Client slow not found"));
+    EXPECT_NONE(slow);
+}
+
+TEST(t_send_queue_overflow_by_refreshes)
+{
+    F;
+    START(f, .max_frame = 2048, .sendq = 4096, .idle = -1, .refresh = 1);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *slow = client_at(f, "slow", 5, 0);
+    size_t each = strlen("{\"type\":\"NearbyPeers\",\"data\":[\"a\"]}");
+    int ticks = 0;
+    while (!slow->closing && ticks < 1000) {
+        g_now += 1.0;
+        es_core_tick(&f->core);
+        ticks++;
+        if (!slow->closing)
+            EXPECT(a, PEERS("slow"));
+    }
+    assert_int_equal(ticks, (int)(4096 / each) + 1);
+    assert_int_equal(slow->close_code, ES_CLOSE_POLICY);
+    /* in the tick that dropped it: a's refresh, then the news that slow left */
+    EXPECT(a, PEERS("slow"), NO_PEERS);
+    assert_int_equal(es_core_clients(&f->core), 1);
+    g_now += 1.0;
+    es_core_tick(&f->core);
+    EXPECT(a, NO_PEERS);
+    EXPECT_NONE(slow);
+}
+
+/* ---- hooks through the core ------------------------------------------------------- */
+
+static const char *scripted_entry(const char *name, const char *settings)
+{
+    return fmt("{ type = \"plugin\"; name = \"%s\"; path = \"%s/scripted.so\"; settings = { %s }; }",
+               name, env_dir("EARSHOT_TEST_PLUGIN_DIR"), settings);
+}
+
+TEST(t_join_refused_by_hook)
+{
+    F;
+    START(f, .hooks = fmt("%s,\n%s", scripted_entry("gate", "join = \"deny\"; reason = \"not on the list\";"),
+                          stock_hooks(NULL)));
+    es_session *s = open_from(f, "10.0.0.1");
+    upd(f, s, "a", 0, 0);
+    EXPECT(s, ERR("not on the list"));
+    assert_int_equal(s->registered, 0);
+    assert_int_equal(s->closing, 0);
+    assert_int_equal(es_core_clients(&f->core), 0);
+}
+
+TEST(t_position_refused_by_hook)
+{
+    F;
+    START(f, .hooks = fmt("%s,\n%s", scripted_entry("walls", "position = \"deny\";"), stock_hooks(NULL)));
+    es_session *s = open_from(f, "10.0.0.1");
+    upd(f, s, "a", 0, 0);
+    EXPECT(s, ERR("position refused"));
+    assert_int_equal(s->registered, 0);
+    assert_int_equal(es_core_clients(&f->core), 0);
+}
+
+TEST(t_position_adjusted_by_hook)
+{
+    F;
+    START(f, .hooks = fmt("%s,\n%s", scripted_entry("shift", "position = \"shift\"; shift = 100;"),
+                          stock_hooks(NULL)));
+    es_session *a = open_from(f, "10.0.0.1");
+    upd(f, a, "a", 0, 0); /* stored at x = 100 */
+    EXPECT(a, NO_PEERS);
+    assert_int_equal(a->view.pos.x, 100);
+    es_session *b = open_from(f, "10.0.0.1");
+    upd(f, b, "b", 5, 0); /* stored at 105: 5 from a */
+    EXPECT(b, PEERS("a"));
+    EXPECT(a, PEERS("b"));
+}
+
+/* ---- whole-server events ------------------------------------------------------------ */
+
+TEST(t_shutdown_closes_everyone)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    es_session *anon = open_from(f, "10.0.0.3");
+    es_core_shutdown(&f->core);
+    es_session *all[] = {a, b, anon};
+    for (size_t i = 0; i < ES_ARRAY_LEN(all); i++) {
+        EXPECT_NONE(all[i]);
+        assert_int_equal(all[i]->closing, 1);
+        assert_int_equal(all[i]->close_code, ES_CLOSE_GOING_AWAY);
+    }
+    assert_int_equal(es_core_clients(&f->core), 0);
+}
+
+TEST(t_reconfigure_rematches_once)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 40, 0);
+    es_session *c = client_at(f, "c", 1000, 0);
+    es_config cfg2;
+    es_hooks h2;
+    core_opts wide = {.hooks = "{ type = \"plugin\"; name = \"relay_guard\"; },\n"
+                               "{ type = \"plugin\"; name = \"proximity\"; settings = { radius = 50; "
+                               "leave_radius = 60; }; }"};
+    load_config(f, config_text(&wide), &cfg2, &h2);
+    es_core_reconfigure(&f->core, &cfg2, &h2);
+    EXPECT(a, PEERS("b"));
+    EXPECT(b, PEERS("a"));
+    EXPECT_NONE(c);
+    assert_int_equal(f->core.grid.cell_size, 60);
+    /* back to the stock radii: the old hooks are loaded again */
+    es_hooks_unload(&f->h);
+    es_config_free(&f->cfg);
+    load_config(f, config_text(&(core_opts){0}), &f->cfg, &f->h);
+    es_core_reconfigure(&f->core, &f->cfg, &f->h);
+    es_hooks_unload(&h2);
+    es_config_free(&cfg2);
+    EXPECT(a, NO_PEERS);
+    EXPECT(b, NO_PEERS);
+    EXPECT_NONE(c);
+    upd(f, b, "b", 10, 0);
+    EXPECT(a, PEERS("b"));
+    EXPECT(b, PEERS("a"));
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(t_first_update_position_is_answered),
+        T(t_register_next_to_peers),
+        T(t_messages_before_registration),
+        T(t_bad_frames_change_nothing),
+        T(t_client_id_cannot_change),
+        T(t_takeover_same_address_policy_other_address),
+        T(t_takeover_same_address_policy_same_address),
+        T(t_takeover_always_policy),
+        T(t_takeover_never_policy),
+        T(t_takeover_tells_peers_once),
+        T(t_move_that_changes_nothing_sends_nothing),
+        T(t_one_message_per_client_per_move),
+        T(t_hysteresis_through_the_core),
+        T(t_channel_and_map_changes),
+        T(t_request_peer_refresh),
+        T(t_crowd_join_one_message_each),
+        T(t_disconnect_before_registration_just_closes),
+        T(t_disconnect_tells_peers),
+        T(t_closed_connection_tells_peers),
+        T(t_closed_unregistered_connection),
+        T(t_relay_offer_sender_stamped),
+        T(t_relay_answer_and_ice),
+        T(t_relay_payload_intact),
+        T(t_relays_arrive_in_order),
+        T(t_relay_to_self),
+        T(t_relay_to_unknown_target),
+        T(t_relay_guard_refuses_strangers),
+        T(t_relay_after_parting_within_grace),
+        T(t_relay_refused_with_zero_grace_after_parting),
+        T(t_idle_timeout),
+        T(t_update_position_keeps_alive),
+        T(t_relays_do_not_keep_alive),
+        T(t_idle_timeout_off),
+        T(t_periodic_refresh),
+        T(t_refresh_off),
+        T(t_frame_too_large),
+        T(t_frame_too_large_configured_limit_unregistered),
+        T(t_send_queue_overflow_drops_slow_client),
+        T(t_send_queue_overflow_by_refreshes),
+        T(t_join_refused_by_hook),
+        T(t_position_refused_by_hook),
+        T(t_position_adjusted_by_hook),
+        T(t_shutdown_closes_everyone),
+        T(t_reconfigure_rematches_once),
+    };
+    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
