@@ -1,0 +1,371 @@
+"""Start and stop a real earshot server for the integration tests.
+
+Environment (set by ctest):
+  EARSHOT_BIN         path to the earshot binary      (default: <repo>/build/earshot)
+  EARSHOT_PLUGIN_DIR  dir with proximity.so etc.      (default: <repo>/build/plugins)
+
+Each test class gets its own server process, configured through class attributes:
+
+    class TestX(EarshotTestCase):
+        config = {"session": {"takeover": "never"}}       # merged over DEFAULT_CONFIG
+        hooks = make_hooks(grace=1.0)                     # the hooks list
+
+Every test gets fresh client ids (self.cid("a")) and a fresh map (self.new_map()),
+so tests sharing a server never see each other's clients.
+"""
+
+import copy
+import ctypes
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import wsclient
+from wsclient import OMIT, WebSocket, http_get
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+HOST = "127.0.0.1"        # where the tests connect
+OTHER_SOURCE = "127.0.0.2"  # a second client address (all of 127/8 is local on Linux)
+
+# Short enough for a quick suite, long enough that nothing fires by accident.
+DEFAULT_CONFIG = {
+    "server": {
+        "address": "0.0.0.0",
+        "port": 0,  # replaced by the chosen port; --port is passed as well
+        "max_frame_bytes": 65536,
+        "send_queue_bytes": 1048576,
+        "ping_interval": 10,
+    },
+    "session": {
+        "takeover": "same_address",
+        "idle_timeout": 60.0,
+        "refresh_interval": 0.0,
+    },
+    "log": {"level": "debug"},
+}
+
+
+def make_hooks(relay_guard=True, grace=30.0, proximity=True, radius=20, leave_radius=25):
+    """The stock hook chain with test-chosen settings. A False plugin is listed
+    but disabled (enabled = false), exercising the switch."""
+    return [
+        {"type": "plugin", "name": "relay_guard", "enabled": bool(relay_guard),
+         "settings": {"grace": float(grace)}},
+        {"type": "plugin", "name": "proximity", "enabled": bool(proximity),
+         "settings": {"radius": int(radius), "leave_radius": int(leave_radius)}},
+    ]
+
+
+# ------------------------------------------------------------------ libconfig
+class Raw(str):
+    """A value written into the config verbatim (hostile config tests)."""
+
+
+def _cfg_value(value, indent):
+    pad = "  " * indent
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text if ("." in text or "e" in text) else text + ".0"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        inner = "".join("%s  %s = %s;\n" % (pad, k, _cfg_value(v, indent + 1))
+                        for k, v in value.items())
+        return "{\n" + inner + pad + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "( )"
+        items = ",\n".join(pad + "  " + _cfg_value(v, indent + 1) for v in value)
+        return "(\n" + items + "\n" + pad + ")"
+    raise TypeError("cannot write %r to a libconfig file" % (value,))
+
+
+def render_config(settings):
+    """A dict of top-level settings -> libconfig text."""
+    return "".join("%s = %s;\n" % (k, _cfg_value(v, 0)) for k, v in settings.items())
+
+
+def merge(base, over):
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# --------------------------------------------------------------------- paths
+def earshot_bin():
+    path = os.environ.get("EARSHOT_BIN") or os.path.join(REPO, "build", "earshot")
+    if not os.path.exists(path):
+        raise RuntimeError("earshot binary not found at %s (set EARSHOT_BIN)" % path)
+    return os.path.abspath(path)
+
+
+def plugin_dir():
+    path = os.environ.get("EARSHOT_PLUGIN_DIR") or os.path.join(REPO, "build", "plugins")
+    return os.path.abspath(path)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer", "==ERROR")
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL when the test process dies, so a killed
+    test run (ctest timeout) leaves no server behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:
+        pass
+
+
+# -------------------------------------------------------------------- server
+class EarshotServer:
+    """One earshot process on a free loopback port."""
+
+    def __init__(self, config=None, hooks=None, extra_args=()):
+        self.tmpdir = tempfile.mkdtemp(prefix="earshot-it-")
+        self.port = None
+        self.proc = None
+        self.extra_args = list(extra_args)
+        self.settings = merge(DEFAULT_CONFIG, config)
+        self.settings.setdefault("plugin_dir", plugin_dir())
+        self.settings["hooks"] = make_hooks() if hooks is None else hooks
+        self.config_path = os.path.join(self.tmpdir, "earshot.cfg")
+        self.log_path = os.path.join(self.tmpdir, "earshot.log")
+        self.exit_code = None
+
+    def write_config(self):
+        self.settings["server"]["port"] = self.port
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            f.write(render_config(self.settings))
+
+    def start(self, attempts=3):
+        last = None
+        for _ in range(attempts):
+            self.port = free_port()
+            self.write_config()
+            try:
+                self._launch()
+                return self
+            except RuntimeError as exc:  # e.g. the port was taken meanwhile
+                last = exc
+        raise last
+
+    def _launch(self):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [earshot_bin(), "-c", self.config_path, "--port", str(self.port)] + self.extra_args,
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=self.tmpdir, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._log.close()
+                raise RuntimeError("earshot exited with %s before serving /healthz; output:\n%s"
+                                   % (self.proc.returncode, self.output()))
+            try:
+                status, _, _ = http_get(HOST, self.port, "/healthz", timeout=1.0)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("earshot did not answer GET /healthz with 200 within 10 s; output:\n%s"
+                           % self.output())
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is None:
+            return self.exit_code
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.exit_code = self.proc.returncode
+        self.proc = None
+        try:
+            self._log.close()
+        except Exception:
+            pass
+        return self.exit_code
+
+    def cleanup(self):
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------- test base
+_ids = itertools.count(1)
+
+
+class EarshotTestCase(unittest.TestCase):
+    """Base class: one server per test class, fresh ids and maps per test."""
+
+    config = None       # overrides merged over DEFAULT_CONFIG
+    hooks = None        # None: make_hooks()
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = EarshotServer(cls.config, cls.hooks).start()
+        cls._failed = False
+
+    @classmethod
+    def tearDownClass(cls):
+        server = cls.server
+        if server is None:
+            return
+        code = server.stop()
+        out = server.output()
+        if cls._failed:
+            sys.stderr.write("\n----- earshot output (%s) -----\n%s\n----- end of earshot output "
+                             "-----\n" % (cls.__name__, out[-20000:]))
+        server.cleanup()
+        bad = [m for m in SANITIZER_MARKERS if m in out]
+        if bad:
+            raise AssertionError("sanitizer report in earshot output (%s):\n%s" % (bad, out[-20000:]))
+        if code not in (0, -signal.SIGTERM):
+            raise AssertionError("earshot exited with %r on SIGTERM; output:\n%s" % (code, out[-5000:]))
+
+    def run(self, result=None):
+        before = (len(result.failures), len(result.errors)) if result is not None else None
+        out = super().run(result)
+        if result is not None and (len(result.failures), len(result.errors)) != before:
+            type(self)._failed = True
+        return out
+
+    def setUp(self):
+        self._conns = []
+        self._n = next(_ids)
+        self._maps = itertools.count(1)
+
+    def tearDown(self):
+        for ws in self._conns:
+            try:
+                ws.close()
+            except Exception:
+                pass
+        if not self.server.alive():
+            self.fail("earshot is no longer running (exit %r); output:\n%s"
+                      % (self.server.proc.returncode, self.server.output()[-5000:]))
+
+    # ---- ids and places
+    def cid(self, name):
+        """A client id unique to this test."""
+        return "%s-t%d" % (name, self._n)
+
+    def new_map(self):
+        """A map id no other test uses."""
+        return self._n * 1000 + next(self._maps)
+
+    # ---- connections
+    def connect(self, path="/", headers=None, source_addr=None, track=True, **kw):
+        ws = WebSocket(HOST, self.server.port, path=path, headers=headers, source_addr=source_addr,
+                       **kw)
+        if track:
+            self._conns.append(ws)
+        return ws
+
+    def get(self, path, headers=None):
+        return http_get(HOST, self.server.port, path, headers=headers)
+
+    # ---- messages
+    @staticmethod
+    def position(client_id, map_id, x, y, channel=0, game_id=0):
+        data = {"client_id": client_id, "map_id": map_id, "x": x, "y": y}
+        if channel is not OMIT:
+            data["channel"] = channel
+        if game_id is not OMIT:
+            data["game_id"] = game_id
+        return {"type": "UpdatePosition", "data": data}
+
+    def move(self, ws, client_id, map_id, x, y, channel=0, game_id=0):
+        ws.send_json(self.position(client_id, map_id, x, y, channel, game_id))
+
+    def register(self, ws, client_id, map_id, x, y, channel=0, game_id=0):
+        """Send the first UpdatePosition; return the NearbyPeers list it must get."""
+        self.move(ws, client_id, map_id, x, y, channel, game_id)
+        msg = ws.recv_json()
+        self.assertEqual(msg.get("type"), "NearbyPeers",
+                         "registering %r: expected NearbyPeers, got %r" % (client_id, msg))
+        self.assertIsInstance(msg.get("data"), list, msg)
+        return msg["data"]
+
+    def join(self, client_id, map_id, x, y, channel=0, game_id=0, expect=(), **conn_args):
+        """connect() + register() + assert the first list equals `expect`."""
+        ws = self.connect(**conn_args)
+        peers = self.register(ws, client_id, map_id, x, y, channel, game_id)
+        self.assertEqual(sorted(peers), sorted(expect),
+                         "first NearbyPeers of %s" % client_id)
+        return ws
+
+    def expect_peers(self, ws, expected, timeout=3.0, who=""):
+        msg = ws.recv_json(timeout)
+        self.assertEqual(msg.get("type"), "NearbyPeers",
+                         "%s: expected NearbyPeers %r, got %r" % (who, sorted(expected), msg))
+        self.assertIsInstance(msg.get("data"), list, msg)
+        self.assertEqual(len(msg["data"]), len(set(msg["data"])),
+                         "%s: duplicate ids in NearbyPeers %r" % (who, msg["data"]))
+        self.assertEqual(sorted(msg["data"]), sorted(expected), "%s: NearbyPeers" % who)
+
+    def expect_error(self, ws, text, timeout=3.0):
+        msg = ws.recv_json(timeout)
+        self.assertEqual(msg, {"type": "Error", "data": text})
+
+    def expect_error_prefix(self, ws, prefix, timeout=3.0):
+        msg = ws.recv_json(timeout)
+        self.assertEqual(msg.get("type"), "Error", msg)
+        self.assertIsInstance(msg.get("data"), str, msg)
+        self.assertTrue(msg["data"].startswith(prefix),
+                        "Error %r does not start with %r" % (msg["data"], prefix))
+        return msg["data"]
+
+    def expect_nothing(self, *conns, seconds=0.3):
+        """No message on any of conns within `seconds` (one shared window)."""
+        deadline = time.monotonic() + seconds
+        for ws in conns:
+            ws.expect_nothing(max(deadline - time.monotonic(), 0.01))
+
+    def refresh(self, ws):
+        ws.send_json({"type": "RequestPeerRefresh", "data": None})
+
+    def assert_unregistered(self, ws):
+        """A connection that is open but holds no client id."""
+        self.refresh(ws)
+        self.expect_error(ws, "Client must send UpdatePosition first.")
