@@ -304,8 +304,8 @@ static int load(loader *l, const es_config_defaults *def)
 {
     es_config *c = l->c;
     const config_setting_t *root = config_root_setting(&c->cfg_);
-    static const char *const top[] = {"server",     "session", "log", "plugin_dir",
-                                      "script_dir", "web_dir", "hooks", NULL};
+    static const char *const top[] = {"server",     "session", "limits", "log", "plugin_dir",
+                                      "script_dir", "web_dir", "hooks",  NULL};
     if (only_keys(l, root, top))
         return -1;
 
@@ -313,6 +313,7 @@ static int load(loader *l, const es_config_defaults *def)
     const config_setting_t *server = group_of(l, root, "server", &bad);
     const config_setting_t *session = bad ? NULL : group_of(l, root, "session", &bad);
     const config_setting_t *log = bad ? NULL : group_of(l, root, "log", &bad);
+    const config_setting_t *limits = bad ? NULL : group_of(l, root, "limits", &bad);
     if (bad)
         return -1;
 
@@ -320,7 +321,8 @@ static int load(loader *l, const es_config_defaults *def)
                                               "max_frame_bytes",  "send_queue_bytes",
                                               "ping_interval",    "metrics",
                                               "behind_proxy",     "tls",
-                                              "web",              NULL};
+                                              "web",              "allowed_origins",
+                                              NULL};
     static const char *const session_keys[] = {"takeover", "idle_timeout", "refresh_interval",
                                                NULL};
     static const char *const log_keys[] = {"level", "format", "modules", NULL};
@@ -360,6 +362,47 @@ static int load(loader *l, const es_config_defaults *def)
                     "'send_queue_bytes' (%zu) must be at least twice 'max_frame_bytes' (%zu) so "
                     "that any relay fits",
                     c->send_queue_bytes, c->max_frame_bytes);
+
+    static const char *const limit_keys[] = {"max_connections",       "max_connections_per_address",
+                                             "message_rate",          "message_burst",
+                                             "rate_limit_close_after", "handshake_timeout",
+                                             "first_message_timeout", NULL};
+    if (limits && only_keys(l, limits, limit_keys))
+        return -1;
+    long long max_conn = 10000, per_addr = 256, close_after = 100;
+    c->message_rate = 50.0;
+    c->message_burst = 200.0;
+    c->handshake_timeout = 5.0;
+    c->first_message_timeout = 10.0;
+    if (get_int(l, limits, "max_connections", 0, 10000000, &max_conn) ||
+        get_int(l, limits, "max_connections_per_address", 0, 10000000, &per_addr) ||
+        get_number(l, limits, "message_rate", 0.0, 1e6, &c->message_rate) ||
+        get_number(l, limits, "message_burst", 1.0, 1e6, &c->message_burst) ||
+        get_int(l, limits, "rate_limit_close_after", 1, 1000000, &close_after) ||
+        get_number(l, limits, "handshake_timeout", 1.0, 3600.0, &c->handshake_timeout) ||
+        get_number(l, limits, "first_message_timeout", 0.0, 86400.0, &c->first_message_timeout))
+        return -1;
+    c->max_connections = (size_t)max_conn;
+    c->max_connections_per_address = (size_t)per_addr;
+    c->rate_limit_close_after = (unsigned)close_after;
+
+    const config_setting_t *origins =
+        server ? config_setting_get_member(server, "allowed_origins") : NULL;
+    if (origins) {
+        if (!config_setting_is_array(origins) && !config_setting_is_list(origins))
+            return fail(l, origins, "'allowed_origins' must be a list of strings: "
+                                    "allowed_origins = [ \"https://game.example\" ];");
+        int n = config_setting_length(origins);
+        if (n > 0) {
+            c->allowed_origins = es_xcalloc((size_t)n + 1, sizeof *c->allowed_origins);
+            for (int i = 0; i < n; i++) {
+                const config_setting_t *o = config_setting_get_elem(origins, (unsigned)i);
+                if (config_setting_type(o) != CONFIG_TYPE_STRING)
+                    return fail(l, o, "'allowed_origins' entries must be strings");
+                c->allowed_origins[c->nallowed_origins++] = es_xstrdup(config_setting_get_string(o));
+            }
+        }
+    }
 
     int behind_proxy = 0, web = 1;
     if (get_bool(l, server, "behind_proxy", &behind_proxy) || get_bool(l, server, "web", &web))
@@ -504,6 +547,9 @@ void es_config_free(es_config *c)
     free(c->web_dir);
     free(c->tls_cert);
     free(c->tls_key);
+    for (size_t i = 0; i < c->nallowed_origins; i++)
+        free(c->allowed_origins[i]);
+    free(c->allowed_origins);
     free(c->path);
     if (c->cfg_live_)
         config_destroy(&c->cfg_);

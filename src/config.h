@@ -68,6 +68,17 @@ typedef struct es_config {
     es_metrics_access metrics;
     int web;       /* serve web_dir's files over plain HTTP */
 
+    /* limits */
+    size_t max_connections;           /* 0 = no limit */
+    size_t max_connections_per_address; /* 0 = no limit */
+    double message_rate;              /* messages/s per connection, 0 = off */
+    double message_burst;             /* token bucket size */
+    unsigned rate_limit_close_after;  /* drops within 10 s before a 1008 close */
+    double handshake_timeout;         /* seconds to complete the upgrade */
+    double first_message_timeout;     /* seconds to the first UpdatePosition, 0 = off */
+    char **allowed_origins;           /* NULL-terminated; NULL = any */
+    size_t nallowed_origins;
+
     /* session */
     es_takeover takeover;
     double idle_timeout;     /* seconds, 0 = off */

@@ -12,7 +12,7 @@ const char *const es_out_type_names[ES_OUT_COUNT] = {
 const char *const es_error_kind_names[ES_ERR_COUNT] = {
     "bad_message",     "binary_frame",   "not_registered", "id_changed",   "id_in_use",
     "taken_over",      "join_refused",   "position_refused", "self_relay", "unknown_target",
-    "relay_refused",   "frame_too_large", "timeout"};
+    "relay_refused",   "frame_too_large", "timeout", "rate_limited"};
 const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT] = {"delivered", "refused",
                                                                      "unknown_target", "self"};
 const char *const es_relay_kind_names[3] = {"offer", "answer", "candidate"};
@@ -56,6 +56,8 @@ void es_core_init(es_core *c, const es_config *cfg, es_hooks *hooks, const es_tr
                     hooks->chain_len[ES_HOOK_PAIR] ? pair_via_hooks : NULL, c);
     es_buf_init(&c->out);
     c->next_refresh = c->now() + cfg->refresh_interval;
+    c->addrs.cap = 64;
+    c->addrs.slots = es_xcalloc(c->addrs.cap, sizeof *c->addrs.slots);
 }
 
 static void session_free(es_session *s)
@@ -79,6 +81,7 @@ void es_core_free(es_core *c)
     es_registry_free(&c->registry);
     es_buf_free(&c->out);
     free(c->doomed);
+    free(c->addrs.slots);
     memset(c, 0, sizeof *c);
 }
 
@@ -116,6 +119,111 @@ static void touch(es_core *c, es_session *s)
         idle_unlink(c, s);
         idle_append(c, s);
     }
+}
+
+/* ---- connections not registered yet -------------------------------------- */
+
+static void pend_unlink(es_core *c, es_session *s)
+{
+    if (s->pend_prev)
+        s->pend_prev->pend_next = s->pend_next;
+    else if (c->pend_head == s)
+        c->pend_head = s->pend_next;
+    if (s->pend_next)
+        s->pend_next->pend_prev = s->pend_prev;
+    else if (c->pend_tail == s)
+        c->pend_tail = s->pend_prev;
+    s->pend_prev = s->pend_next = NULL;
+}
+
+static void pend_append(es_core *c, es_session *s)
+{
+    s->pend_prev = c->pend_tail;
+    s->pend_next = NULL;
+    if (c->pend_tail)
+        c->pend_tail->pend_next = s;
+    else
+        c->pend_head = s;
+    c->pend_tail = s;
+}
+
+/* ---- connections per address --------------------------------------------- */
+
+/*
+ * Open addressing with linear probing. A slot whose count fell to 0 keeps its
+ * address as a tombstone (lookups probe past it, inserts reuse it); the
+ * table is rebuilt when live entries and tombstones fill 3/4 of it.
+ */
+static es_addr_count *addr_slot(const es_addr_counts *t, const char *addr, int *found)
+{
+    size_t mask = t->cap - 1;
+    size_t i = (size_t)es_hash_bytes(addr, strlen(addr)) & mask;
+    es_addr_count *reuse = NULL;
+    for (;; i = (i + 1) & mask) {
+        es_addr_count *e = &t->slots[i];
+        if (e->addr[0] == '\0') {
+            *found = 0;
+            return reuse ? reuse : e;
+        }
+        if (strcmp(e->addr, addr) == 0) {
+            *found = 1;
+            return e;
+        }
+        if (e->count == 0 && !reuse)
+            reuse = e;
+    }
+}
+
+static void addr_rebuild(es_addr_counts *t)
+{
+    es_addr_count *old = t->slots;
+    size_t old_cap = t->cap, live = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        live += old[i].count > 0;
+    size_t cap = 64;
+    while (cap < live * 4)
+        cap *= 2;
+    t->slots = es_xcalloc(cap, sizeof *t->slots);
+    t->cap = cap;
+    t->used = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].count == 0)
+            continue;
+        int found;
+        *addr_slot(t, old[i].addr, &found) = old[i];
+        t->used++;
+    }
+    free(old);
+}
+
+static void addr_add(es_addr_counts *t, const char *addr, int delta)
+{
+    int found;
+    es_addr_count *e = addr_slot(t, addr, &found);
+    if (delta < 0) {
+        if (found && e->count > 0)
+            e->count--;
+        return;
+    }
+    if (!found) {
+        if (e->addr[0] == '\0') { /* a fresh slot, not a tombstone */
+            if ((t->used + 1) * 4 > t->cap * 3) {
+                addr_rebuild(t);
+                e = addr_slot(t, addr, &found);
+            }
+            t->used++; /* counts filled slots: live and tombstones */
+        }
+        snprintf(e->addr, sizeof e->addr, "%s", addr);
+        e->count = 0;
+    }
+    e->count++;
+}
+
+size_t es_core_address_connections(const es_core *c, const char *address)
+{
+    int found;
+    es_addr_count *e = addr_slot(&c->addrs, address, &found);
+    return found ? e->count : 0;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -288,6 +396,7 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
     s->registered = 1;
     free(s->join);
     s->join = NULL;
+    pend_unlink(c, s);
     es_registry_insert(&c->registry, s);
     es_grid_insert(&c->grid, s);
     es_matcher_update(&c->matcher, s);
@@ -385,18 +494,67 @@ es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_in
     s->view.address = s->addr;
     s->cell = ES_GRID_NO_CELL;
     es_sendq_init(&s->q);
-    s->last_active = c->now();
+    s->last_active = s->opened_at = s->tokens_at = s->drop_window_start = c->now();
+    s->tokens = c->cfg->message_burst;
     idle_append(c, s);
+    pend_append(c, s);
+    addr_add(&c->addrs, s->addr, +1);
     c->sessions++;
     c->stats.connections_opened++;
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connected");
     return s;
 }
 
+/*
+ * The token bucket: message_burst tokens, refilled at message_rate per
+ * second, one per message. 1 if this message may pass.
+ */
+static int rate_allows(es_core *c, es_session *s)
+{
+    double rate = c->cfg->message_rate;
+    if (rate <= 0)
+        return 1;
+    double now = c->now();
+    s->tokens += (now - s->tokens_at) * rate;
+    s->tokens_at = now;
+    if (s->tokens > c->cfg->message_burst)
+        s->tokens = c->cfg->message_burst;
+    if (s->tokens >= 1.0) {
+        s->tokens -= 1.0;
+        return 1;
+    }
+    return 0;
+}
+
+#define RATE_WINDOW 10.0 /* seconds over which dropped messages add up */
+
+/* s sent one message too many: tell it, and close it if it keeps on. */
+static void rate_limited(es_core *c, es_session *s)
+{
+    double now = c->now();
+    c->stats.rate_limited++;
+    if (now - s->drop_window_start > RATE_WINDOW) {
+        s->drop_window_start = now;
+        s->drops_in_window = 0;
+    }
+    if (++s->drops_in_window > c->cfg->rate_limit_close_after) {
+        SLOG(EARSHOT_LOG_WARN, "session", s, "closed: over the message rate limit %u times in %.0f s",
+             s->drops_in_window - 1, RATE_WINDOW);
+        kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_RATE_LIMITED, "rate limited", ES_CLOSE_POLICY);
+    } else {
+        send_error(c, s, ES_ERR_RATE_LIMITED, "rate limited");
+    }
+    flush(c);
+}
+
 void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int binary)
 {
     if (s->closing)
         return;
+    if (!rate_allows(c, s)) {
+        rate_limited(c, s);
+        return;
+    }
     if (binary) {
         send_error(c, s, ES_ERR_BINARY, "Binary frames are not supported");
         flush(c);
@@ -455,6 +613,8 @@ void es_core_closed(es_core *c, es_session *s)
     }
     flush(c);
     idle_unlink(c, s);
+    pend_unlink(c, s);
+    addr_add(&c->addrs, s->addr, -1);
     c->sessions--;
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
     session_free(s);
@@ -516,6 +676,18 @@ void es_core_tick(es_core *c)
                 continue;
             c->stats.timeouts++;
             SLOG(EARSHOT_LOG_INFO, "session", s, "timed out after %.1f s", now - s->last_active);
+            kick(c, s, EARSHOT_LEAVE_TIMEOUT, ES_ERR_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
+        }
+    }
+    double first = c->cfg->first_message_timeout;
+    if (first > 0) {
+        while (c->pend_head && now - c->pend_head->opened_at >= first) {
+            es_session *s = c->pend_head;
+            pend_unlink(c, s);
+            if (s->closing)
+                continue;
+            c->stats.first_message_timeouts++;
+            SLOG(EARSHOT_LOG_INFO, "session", s, "no UpdatePosition within %.1f s", first);
             kick(c, s, EARSHOT_LEAVE_TIMEOUT, ES_ERR_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
         }
     }

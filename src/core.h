@@ -23,6 +23,17 @@
 #include "registry.h"
 #include "session.h"
 
+/* Connections per address: a small open-addressing counter table. */
+typedef struct es_addr_count {
+    char addr[64];
+    uint32_t count; /* 0 = free slot */
+} es_addr_count;
+typedef struct es_addr_counts {
+    es_addr_count *slots;
+    size_t cap;  /* power of two */
+    size_t used; /* slots holding an address, live or tombstone */
+} es_addr_counts;
+
 /* WebSocket close codes the core uses. */
 #define ES_CLOSE_NORMAL 1000
 #define ES_CLOSE_GOING_AWAY 1001
@@ -61,6 +72,7 @@ typedef enum es_error_kind {
     ES_ERR_RELAY_REFUSED,
     ES_ERR_FRAME_TOO_LARGE,
     ES_ERR_TIMEOUT,
+    ES_ERR_RATE_LIMITED,
     ES_ERR_COUNT
 } es_error_kind;
 extern const char *const es_error_kind_names[ES_ERR_COUNT];
@@ -84,7 +96,9 @@ typedef struct es_core_stats {
     uint64_t relays[3][ES_RELAY_OUTCOME_COUNT];
     uint64_t registrations;
     uint64_t takeovers;
-    uint64_t timeouts;
+    uint64_t timeouts;                /* idle timeouts */
+    uint64_t first_message_timeouts;  /* never sent an UpdatePosition in time */
+    uint64_t rate_limited;            /* messages dropped by the rate limit */
     uint64_t sendq_overflows;         /* clients dropped for not reading */
     uint64_t closes[4];               /* by code: 1000, 1001, 1008, 1009 */
 } es_core_stats;
@@ -101,6 +115,8 @@ typedef struct es_core {
 
     es_buf out; /* scratch: the message being built */
     es_session *idle_head, *idle_tail;
+    es_session *pend_head, *pend_tail; /* connections not registered yet */
+    es_addr_counts addrs;              /* open connections per address */
     double next_refresh;
     uint64_t next_serial;
     size_t sessions; /* open connections */
@@ -139,6 +155,9 @@ void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks);
 /* The server is stopping: every client leaves (reason shutdown) and every
  * connection is closed with 1001 once its queue is drained. */
 void es_core_shutdown(es_core *c);
+
+/* Open connections from this address (for the per-address limit). */
+size_t es_core_address_connections(const es_core *c, const char *address);
 
 /* Registered client count. */
 static inline size_t es_core_clients(const es_core *c) { return c->registry.count; }

@@ -40,14 +40,25 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
     put(out, "earshot_connections %zu\n", c->sessions);
     head(out, "earshot_connections_total", "counter", "WebSocket connections accepted.");
     put(out, "earshot_connections_total %llu\n", (unsigned long long)st->connections_opened);
+    head(out, "earshot_connections_refused_total", "counter",
+         "WebSocket upgrades refused, by reason.");
+    static const char *const refused[ES_REFUSED_COUNT] = {"server_full", "per_address", "origin"};
+    for (int i = 0; i < ES_REFUSED_COUNT; i++)
+        put(out, "earshot_connections_refused_total{reason=\"%s\"} %llu\n", refused[i],
+            (unsigned long long)(src->refused ? src->refused[i] : 0));
     head(out, "earshot_clients", "gauge", "Registered clients.");
     put(out, "earshot_clients %zu\n", c->registry.count);
     head(out, "earshot_registrations_total", "counter", "Successful registrations.");
     put(out, "earshot_registrations_total %llu\n", (unsigned long long)st->registrations);
     head(out, "earshot_takeovers_total", "counter", "Registrations that replaced another connection.");
     put(out, "earshot_takeovers_total %llu\n", (unsigned long long)st->takeovers);
-    head(out, "earshot_timeouts_total", "counter", "Connections closed for idleness.");
-    put(out, "earshot_timeouts_total %llu\n", (unsigned long long)st->timeouts);
+    head(out, "earshot_timeouts_total", "counter", "Connections closed by a timeout, by kind.");
+    put(out, "earshot_timeouts_total{kind=\"idle\"} %llu\n", (unsigned long long)st->timeouts);
+    put(out, "earshot_timeouts_total{kind=\"first_message\"} %llu\n",
+        (unsigned long long)st->first_message_timeouts);
+    head(out, "earshot_rate_limited_total", "counter",
+         "Messages dropped by the per-connection rate limit.");
+    put(out, "earshot_rate_limited_total %llu\n", (unsigned long long)st->rate_limited);
     head(out, "earshot_matched_pairs", "gauge", "Pairs of clients matched now.");
     put(out, "earshot_matched_pairs %llu\n", (unsigned long long)c->matcher.pairs);
     head(out, "earshot_grid_cells", "gauge", "Occupied cells of the spatial grid.");

@@ -39,6 +39,7 @@ struct es_server {
     int (*reload_cb)(es_server *srv, void *ud);
     void *reload_ud;
     uint64_t reloads_ok, reloads_failed;
+    uint64_t refused[ES_REFUSED_COUNT]; /* upgrades turned away, by reason */
     double start_wallclock;
 };
 
@@ -260,6 +261,7 @@ static int http_request(es_server *srv, struct lws *wsi, pss *p, const char *pat
             .hooks = srv->core.hooks,
             .reloads_ok = srv->reloads_ok,
             .reloads_failed = srv->reloads_failed,
+            .refused = srv->refused,
             .start_wallclock = srv->start_wallclock,
             .version = EARSHOT_VERSION,
         };
@@ -284,6 +286,54 @@ static int http_request(es_server *srv, struct lws *wsi, pss *p, const char *pat
 }
 
 /* ---- WebSocket ----------------------------------------------------------- */
+
+static int origin_allowed(const es_config *cfg, struct lws *wsi)
+{
+    if (!cfg->allowed_origins)
+        return 1;
+    char origin[256];
+    int n = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return 1; /* not a browser: browsers always send Origin */
+    for (size_t i = 0; i < cfg->nallowed_origins; i++)
+        if (strcmp(origin, cfg->allowed_origins[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Decide on an upgrade before it happens: a full server, an address with too
+ * many connections or a foreign Origin get an HTTP error instead of a
+ * WebSocket. Returns 0 to allow, 1 when a response was sent.
+ */
+static int confirm_upgrade(es_server *srv, struct lws *wsi)
+{
+    const es_config *cfg = srv->cfg;
+    unsigned status = 0;
+    const char *why = NULL;
+    es_refused_reason reason = ES_REFUSED_FULL;
+    char addr[64] = "";
+    client_address(srv, wsi, addr, sizeof addr);
+    if (srv->stopping) {
+        status = HTTP_STATUS_SERVICE_UNAVAILABLE, why = "stopping", reason = ES_REFUSED_FULL;
+    } else if (!origin_allowed(cfg, wsi)) {
+        status = HTTP_STATUS_FORBIDDEN, why = "origin not allowed", reason = ES_REFUSED_ORIGIN;
+    } else if (cfg->max_connections && srv->core.sessions >= cfg->max_connections) {
+        status = HTTP_STATUS_SERVICE_UNAVAILABLE, why = "server full", reason = ES_REFUSED_FULL;
+    } else if (cfg->max_connections_per_address &&
+               es_core_address_connections(&srv->core, addr) >= cfg->max_connections_per_address) {
+        status = 429, why = "too many connections from this address",
+        reason = ES_REFUSED_PER_ADDRESS;
+    }
+    if (!status)
+        return 0;
+    srv->refused[reason]++;
+    es_log_client lc = {.address = addr};
+    ES_CLOG(EARSHOT_LOG_INFO, "server", &lc, "upgrade refused: %s", why);
+    if (lws_return_http_status(wsi, status, why))
+        return -1;
+    return 1;
+}
 
 static int ws_receive(es_server *srv, struct lws *wsi, pss *p, const char *in, size_t len)
 {
@@ -376,6 +426,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         break;
 
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(srv, wsi);
+
     case LWS_CALLBACK_ESTABLISHED: {
         char addr[64] = "";
         client_address(srv, wsi, addr, sizeof addr);
@@ -457,6 +510,10 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     info.user = srv;
     info.vhost_name = "earshot";
     info.retry_and_idle_policy = &srv->retry;
+    /* A client must finish its HTTP request (the upgrade) this fast: a
+     * slowloris that trickles headers is dropped. */
+    info.timeout_secs = (unsigned)cfg->handshake_timeout;
+    info.timeout_secs_ah_idle = (unsigned)cfg->handshake_timeout;
     if (cfg->tls_cert) {
         /* lws serves TLS on a vhost only if its own options say so too. */
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;

@@ -52,6 +52,14 @@ typedef struct es_session {
     /* liveness: sessions ordered by last activity, oldest first */
     double last_active;
     struct es_session *idle_prev, *idle_next;
+    /* not registered yet: ordered by connect time, oldest first */
+    double opened_at;
+    struct es_session *pend_prev, *pend_next;
+
+    /* rate limit: a token bucket, and drops in the current 10 s window */
+    double tokens, tokens_at;
+    double drop_window_start;
+    unsigned drops_in_window;
 } es_session;
 
 #endif

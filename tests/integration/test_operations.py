@@ -492,7 +492,9 @@ class MetricsTest(OpsTestCase):
             ("earshot_clients", ()): 2,
             ("earshot_registrations_total", ()): 2,
             ("earshot_takeovers_total", ()): 0,
-            ("earshot_timeouts_total", ()): 0,
+            ("earshot_timeouts_total", (("kind", "idle"),)): 0,
+            ("earshot_timeouts_total", (("kind", "first_message"),)): 0,
+            ("earshot_rate_limited_total", ()): 0,
             ("earshot_matched_pairs", ()): 1,
             ("earshot_send_queue_drops_total", ()): 0,
         }
@@ -511,12 +513,15 @@ class MetricsTest(OpsTestCase):
                   (("kind", "candidate"), ("outcome", "unknown_target")))] = 1
         for kind in ("bad_message", "binary_frame", "not_registered", "id_changed", "id_in_use",
                      "taken_over", "join_refused", "position_refused", "self_relay",
-                     "unknown_target", "relay_refused", "frame_too_large", "timeout"):
+                     "unknown_target", "relay_refused", "frame_too_large", "timeout",
+                     "rate_limited"):
             expected[("earshot_errors_total", (("kind", kind),))] = 0
         expected[("earshot_errors_total", (("kind", "bad_message"),))] = 1
         expected[("earshot_errors_total", (("kind", "unknown_target"),))] = 1
         for code in ("1000", "1001", "1008", "1009"):
             expected[("earshot_closes_total", (("code", code),))] = 0
+        for reason in ("server_full", "per_address", "origin"):
+            expected[("earshot_connections_refused_total", (("reason", reason),))] = 0
         expected[("earshot_reloads_total", (("result", "ok"),))] = 0
         expected[("earshot_reloads_total", (("result", "failed"),))] = 0
         actual = {k: s.get(k) for k in expected}

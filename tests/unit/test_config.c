@@ -315,7 +315,7 @@ TEST(t_unknown_top_level_key)
     F;
     unknown_key_fails(f, "server = { port = 1; };\n\nserver2 = 3;\n", 3,
                       "unknown setting 'server2' in 'top level'",
-                      "server, session, log, plugin_dir, script_dir, ");
+                      "server, session, limits, log, plugin_dir, script_dir, ");
     assert_contains(f->err, ", hooks");
 }
 
