@@ -70,9 +70,20 @@ static void session_free(es_session *s)
 
 void es_core_free(es_core *c)
 {
-    es_session *s = c->idle_head;
+    /* Hand every pair's edge (once, through its `a` end) to the matcher's
+     * free list, which es_matcher_free() releases; then free the sessions. */
+    for (es_session *s = c->all; s; s = s->all_next) {
+        for (uint32_t i = 0; i < s->nedges; i++) {
+            es_edge *e = s->edges[i];
+            if (e->a == s) {
+                e->next_free = c->matcher.free_edges;
+                c->matcher.free_edges = e;
+            }
+        }
+    }
+    es_session *s = c->all;
     while (s) {
-        es_session *next = s->idle_next;
+        es_session *next = s->all_next;
         session_free(s);
         s = next;
     }
@@ -496,6 +507,10 @@ es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_in
     es_sendq_init(&s->q);
     s->last_active = s->opened_at = s->tokens_at = s->drop_window_start = c->now();
     s->tokens = c->cfg->message_burst;
+    s->all_next = c->all;
+    if (c->all)
+        c->all->all_prev = s;
+    c->all = s;
     idle_append(c, s);
     pend_append(c, s);
     addr_add(&c->addrs, s->addr, +1);
@@ -614,6 +629,12 @@ void es_core_closed(es_core *c, es_session *s)
     flush(c);
     idle_unlink(c, s);
     pend_unlink(c, s);
+    if (s->all_prev)
+        s->all_prev->all_next = s->all_next;
+    else
+        c->all = s->all_next;
+    if (s->all_next)
+        s->all_next->all_prev = s->all_prev;
     addr_add(&c->addrs, s->addr, -1);
     c->sessions--;
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
@@ -651,7 +672,7 @@ void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks)
 
 void es_core_shutdown(es_core *c)
 {
-    for (es_session *s = c->idle_head; s; s = s->idle_next) {
+    for (es_session *s = c->all; s; s = s->all_next) {
         unregister(c, s, EARSHOT_LEAVE_SHUTDOWN);
         close_session(c, s, ES_CLOSE_GOING_AWAY);
     }

@@ -114,6 +114,7 @@ typedef struct es_core {
     double (*now)(void);
 
     es_buf out; /* scratch: the message being built */
+    es_session *all;                   /* every open connection */
     es_session *idle_head, *idle_tail;
     es_session *pend_head, *pend_tail; /* connections not registered yet */
     es_addr_counts addrs;              /* open connections per address */

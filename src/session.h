@@ -49,6 +49,9 @@ typedef struct es_session {
     uint64_t mark_matched; /* == matcher epoch: currently matched with the mover */
     uint64_t mark_keep;    /* == matcher epoch: still matched after the move */
 
+    /* every open connection, in no particular order */
+    struct es_session *all_prev, *all_next;
+
     /* liveness: sessions ordered by last activity, oldest first */
     double last_active;
     struct es_session *idle_prev, *idle_next;

@@ -637,10 +637,12 @@ TEST(t_random_walk_matches_model)
                 model[i][j] = model[j][i] = 0;
             }
         } else {
-            earshot_position p = {.map_id = (int32_t)(RND() % 7 == 0 ? 2 : 1),
-                                  .channel = (int32_t)(RND() % 9 == 0 ? 1 : 0),
-                                  .x = (int32_t)(RND() % 120) - 60,
-                                  .y = (int32_t)(RND() % 120) - 60};
+            /* One draw per statement: initializer order is unspecified. */
+            int32_t map_id = (int32_t)(RND() % 7 == 0 ? 2 : 1);
+            int32_t channel = (int32_t)(RND() % 9 == 0 ? 1 : 0);
+            int32_t x = (int32_t)(RND() % 120) - 60;
+            int32_t y = (int32_t)(RND() % 120) - 60;
+            earshot_position p = {.map_id = map_id, .channel = channel, .x = x, .y = y};
             s[i]->view.pos = p;
             if (!in_world[i]) {
                 es_grid_insert(&w->grid, s[i]);

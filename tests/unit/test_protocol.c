@@ -663,10 +663,10 @@ TEST(t_client_id_control_characters_rejected)
 
 TEST(t_client_id_unicode_and_punctuation_accepted)
 {
-    static const char *const good[] = {"\"\xC3\xB1" "and\xC3\xBA\"", "\"\xE6\x9D\xB1\xE4\xBA\xAC\"",
+    static const char *const good[] = {("\"\xC3\xB1" "and\xC3\xBA\""), "\"\xE6\x9D\xB1\xE4\xBA\xAC\"",
                                        "\"\xF0\x9F\x8E\xA7\"", "\"a b\"", "\"\\\"q\\\\\"",
                                        "\"\\u00a0nbsp\"", "\"\xC2\x80\"", "\"~!@#$%^&*()\""};
-    static const char *const decoded[] = {"\xC3\xB1" "and\xC3\xBA", "\xE6\x9D\xB1\xE4\xBA\xAC",
+    static const char *const decoded[] = {("\xC3\xB1" "and\xC3\xBA"), "\xE6\x9D\xB1\xE4\xBA\xAC",
                                           "\xF0\x9F\x8E\xA7", "a b", "\"q\\", "\xC2\xA0nbsp",
                                           "\xC2\x80", "~!@#$%^&*()"};
     for (size_t k = 0; k < ES_ARRAY_LEN(good); k++) {
