@@ -3,12 +3,15 @@
 # The same jobs as build.ps1, for machines without PowerShell.
 #
 #   ./build.sh run     install packages, build, start earshot on the stock config
-#   ./build.sh test    install packages, build with -Werror, run every test
+#   ./build.sh test    install packages, build with -Werror and run every test; then
+#                      build with ASan+UBSan (clang) and run every test again,
+#                      libFuzzer harnesses included
 #   ./build.sh build   build only (no package installation)
 #   ./build.sh deps    install the Debian packages only
 #
 # Environment: BUILD_DIR (default: build), BUILD_TYPE (default: RelWithDebInfo),
-# EARSHOT_SKIP_DEPS=1 to never call apt-get.
+# EARSHOT_FUZZ_SECONDS (default: 60 per fuzzer), EARSHOT_SKIP_DEPS=1 to never
+# call apt-get.
 set -eu
 
 cd "$(dirname "$0")"
@@ -17,7 +20,7 @@ BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 
 # What building and running needs, and what the tests add.
 BUILD_PACKAGES="build-essential cmake pkg-config libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev"
-TEST_PACKAGES="libcmocka-dev python3 curl"
+TEST_PACKAGES="libcmocka-dev python3 curl openssl clang libclang-rt-14-dev"
 
 deps() {
     [ "${EARSHOT_SKIP_DEPS:-0}" = 1 ] && return 0
@@ -48,9 +51,18 @@ run)
 test)
     # shellcheck disable=SC2086
     deps $BUILD_PACKAGES $TEST_PACKAGES
+    jobs=$(nproc 2>/dev/null || echo 2)
     build -DEARSHOT_BUILD_TESTS=ON -DEARSHOT_WERROR=ON
-    cd "$BUILD_DIR"
-    ctest --output-on-failure -j "$(nproc 2>/dev/null || echo 2)"
+    (cd "$BUILD_DIR" && ctest --output-on-failure -j "$jobs")
+    echo "build.sh: again under AddressSanitizer and UndefinedBehaviorSanitizer, with the fuzzers"
+    (
+        BUILD_DIR="$BUILD_DIR-sanitize"
+        CC=clang
+        export CC
+        build -DEARSHOT_BUILD_TESTS=ON -DEARSHOT_WERROR=ON \
+            -DEARSHOT_FUZZ=ON -DEARSHOT_FUZZ_SECONDS="${EARSHOT_FUZZ_SECONDS:-60}"
+        cd "$BUILD_DIR" && ctest --output-on-failure -j "$jobs"
+    )
     ;;
 build)
     build
@@ -59,7 +71,7 @@ deps)
     deps $BUILD_PACKAGES $TEST_PACKAGES
     ;;
 *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
