@@ -147,7 +147,7 @@ void es_grid_insert(es_grid *g, es_session *s)
     }
     s->cell = idx;
     s->slot = c->n;
-    c->members[c->n++] = s;
+    c->members[c->n++] = (es_grid_entry){.s = s, .x = p->x, .y = p->y};
 }
 
 void es_grid_remove(es_grid *g, es_session *s)
@@ -155,9 +155,9 @@ void es_grid_remove(es_grid *g, es_session *s)
     if (s->cell == ES_GRID_NO_CELL)
         return;
     es_grid_cell *c = &g->cells[s->cell];
-    es_session *last = c->members[--c->n];
+    es_grid_entry last = c->members[--c->n];
     c->members[s->slot] = last;
-    last->slot = s->slot;
+    last.s->slot = s->slot;
     if (c->n == 0) {
         table_remove(g, s->cell);
         c->next_free = g->free_head;
@@ -178,27 +178,40 @@ void es_grid_update(es_grid *g, es_session *s)
     const earshot_position *p = &s->view.pos;
     if (s->cell != ES_GRID_NO_CELL &&
         cell_is(&g->cells[s->cell], p->game_id, p->map_id, floor_div(p->x, g->cell_size),
-                floor_div(p->y, g->cell_size)))
+                floor_div(p->y, g->cell_size))) {
+        es_grid_entry *e = &g->cells[s->cell].members[s->slot];
+        e->x = p->x;
+        e->y = p->y;
         return;
+    }
     es_grid_remove(g, s);
     es_grid_insert(g, s);
+}
+
+unsigned es_grid_neighbourhood(const es_grid *g, const es_session *s,
+                               const es_grid_cell *out[9])
+{
+    const earshot_position *p = &s->view.pos;
+    int64_t cx = floor_div(p->x, g->cell_size), cy = floor_div(p->y, g->cell_size);
+    unsigned n = 0;
+    for (int64_t dx = -1; dx <= 1; dx++) {
+        for (int64_t dy = -1; dy <= 1; dy++) {
+            uint32_t idx = lookup(g, p->game_id, p->map_id, cx + dx, cy + dy);
+            if (idx != ES_GRID_NO_CELL)
+                out[n++] = &g->cells[idx];
+        }
+    }
+    return n;
 }
 
 void es_grid_query(const es_grid *g, const es_session *s,
                    void (*visit)(es_session *cand, void *ud), void *ud)
 {
-    const earshot_position *p = &s->view.pos;
-    int64_t cx = floor_div(p->x, g->cell_size), cy = floor_div(p->y, g->cell_size);
-    for (int64_t dx = -1; dx <= 1; dx++) {
-        for (int64_t dy = -1; dy <= 1; dy++) {
-            uint32_t idx = lookup(g, p->game_id, p->map_id, cx + dx, cy + dy);
-            if (idx == ES_GRID_NO_CELL)
-                continue;
-            const es_grid_cell *c = &g->cells[idx];
-            for (uint32_t i = 0; i < c->n; i++)
-                visit(c->members[i], ud);
-        }
-    }
+    const es_grid_cell *cells[9];
+    unsigned n = es_grid_neighbourhood(g, s, cells);
+    for (unsigned k = 0; k < n; k++)
+        for (uint32_t i = 0; i < cells[k]->n; i++)
+            visit(cells[k]->members[i].s, ud);
 }
 
 uint32_t es_grid_live_cells(const es_grid *g) { return g->live; }

@@ -16,10 +16,17 @@
 
 #include "session.h"
 
+/* A cell's member: the session and a copy of its coordinates, so a query
+ * can rule out far candidates without touching their sessions. */
+typedef struct es_grid_entry {
+    es_session *s;
+    int32_t x, y;
+} es_grid_entry;
+
 typedef struct es_grid_cell {
     int32_t game_id, map_id;
     int64_t cx, cy;
-    es_session **members;
+    es_grid_entry *members;
     uint32_t n, cap;
     uint32_t next_free; /* free-list link while unused */
 } es_grid_cell;
@@ -43,8 +50,14 @@ void es_grid_free(es_grid *g);
 void es_grid_insert(es_grid *g, es_session *s);
 /* Remove s; no-op if it is not in the grid. */
 void es_grid_remove(es_grid *g, es_session *s);
-/* s->view.pos changed: move s to its new cell if the cell changed. */
+/* s->view.pos changed: move s to its new cell if the cell changed, and
+ * keep its entry's coordinates current. */
 void es_grid_update(es_grid *g, es_session *s);
+
+/* The up to 9 occupied cells around s (its game and map). Returns how many
+ * were written to out. The pointers are valid until the grid changes. */
+unsigned es_grid_neighbourhood(const es_grid *g, const es_session *s,
+                               const es_grid_cell *out[9]);
 
 /*
  * Call visit for every session in the 3x3 cells around s (s included) in

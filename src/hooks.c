@@ -361,7 +361,15 @@ int es_hooks_match(es_hooks *h, const earshot_client *a, const earshot_client *b
     for (size_t i = 0; i < h->chain_len[ES_HOOK_MATCH]; i++) {
         es_link *l = h->chain[ES_HOOK_MATCH][i];
         earshot_verdict v;
-        LINK_CALL(l, v = l->desc->match_filter(l->state, a, b, matched));
+        /* The hot hook: time one call in 64 and scale, so that reading the
+         * clock does not cost more than the filter itself. */
+        if ((l->calls++ & 63) == 0) {
+            double t0 = es_now();
+            v = l->desc->match_filter(l->state, a, b, matched);
+            l->seconds += (es_now() - t0) * 64.0;
+        } else {
+            v = l->desc->match_filter(l->state, a, b, matched);
+        }
         if (v != EARSHOT_PASS)
             return v == EARSHOT_ALLOW;
     }

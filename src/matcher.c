@@ -16,7 +16,6 @@ void es_matcher_init(es_matcher *m, es_grid *grid, es_match_fn match, es_pair_fn
     m->dirty = NULL;
     m->ndirty = m->dirty_cap = 0;
     m->pairs = 0;
-    m->mover = NULL;
 }
 
 void es_matcher_free(es_matcher *m)
@@ -104,30 +103,39 @@ static void unlink_pair(es_matcher *m, es_edge *e)
         m->pair(m->ud, a, b, 0);
 }
 
-static void visit_candidate(es_session *c, void *ud)
-{
-    es_matcher *m = ud;
-    es_session *s = m->mover;
-    if (c == s)
-        return;
-    int matched = c->mark_matched == m->epoch;
-    if (!m->match(m->ud, s, c, matched))
-        return;
-    if (matched)
-        c->mark_keep = m->epoch;
-    else
-        link_pair(m, s, c); /* new edge: marks are irrelevant for it */
-}
-
 void es_matcher_update(es_matcher *m, es_session *s)
 {
-    m->epoch++;
+    uint64_t epoch = ++m->epoch;
     uint32_t before = s->nedges;
     for (uint32_t i = 0; i < before; i++)
-        es_edge_other(s->edges[i], s)->mark_matched = m->epoch;
-    m->mover = s;
-    es_grid_query(m->grid, s, visit_candidate, m);
-    m->mover = NULL;
+        es_edge_other(s->edges[i], s)->mark_matched = epoch;
+
+    /*
+     * Ask the policy only about candidates within the query radius (the
+     * grid's cell size): by the plugin ABI no filter can match beyond it.
+     * The cell entries carry coordinates, so far candidates cost a
+     * subtraction, not a cache miss on their session.
+     */
+    const int64_t r = m->grid->cell_size, r2 = r * r;
+    const int64_t x = s->view.pos.x, y = s->view.pos.y;
+    const es_grid_cell *cells[9];
+    unsigned ncells = es_grid_neighbourhood(m->grid, s, cells);
+    for (unsigned k = 0; k < ncells; k++) {
+        const es_grid_entry *e = cells[k]->members, *end = e + cells[k]->n;
+        for (; e < end; e++) {
+            int64_t dx = e->x - x, dy = e->y - y;
+            if (dx > r || dx < -r || dy > r || dy < -r || dx * dx + dy * dy > r2 || e->s == s)
+                continue;
+            es_session *c = e->s;
+            int matched = c->mark_matched == epoch;
+            if (!m->match(m->ud, s, c, matched))
+                continue;
+            if (matched)
+                c->mark_keep = epoch;
+            else
+                link_pair(m, s, c); /* a new edge: marks are irrelevant for it */
+        }
+    }
     /*
      * The first `before` edges are the old ones (new ones were appended, and
      * nothing was cut yet). Walk them backwards so cutting swaps in edges
@@ -135,8 +143,7 @@ void es_matcher_update(es_matcher *m, es_session *s)
      */
     for (uint32_t i = before; i-- > 0;) {
         es_edge *e = s->edges[i];
-        es_session *o = es_edge_other(e, s);
-        if (o->mark_keep != m->epoch)
+        if (es_edge_other(e, s)->mark_keep != epoch)
             unlink_pair(m, e);
     }
 }

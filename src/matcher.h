@@ -39,15 +39,14 @@ typedef struct es_matcher {
     es_session **dirty;
     size_t ndirty, dirty_cap;
     uint64_t pairs; /* matched pairs now */
-    /* scratch for the current update */
-    es_session *mover;
 } es_matcher;
 
 void es_matcher_init(es_matcher *m, es_grid *grid, es_match_fn match, es_pair_fn pair, void *ud);
 void es_matcher_free(es_matcher *m);
 
 /* s (in the grid, at its new position) moved, joined, or the policy for it
- * changed: re-evaluate all its pairs. */
+ * changed: re-evaluate all its pairs. Only candidates within the grid's
+ * cell size (the largest query radius) are asked about. */
 void es_matcher_update(es_matcher *m, es_session *s);
 /* s leaves: drop all its pairs (its peers become dirty, s does not). */
 void es_matcher_remove_all(es_matcher *m, es_session *s);

@@ -96,7 +96,8 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
     for (size_t i = 0; i < h->nlinks; i++)
         put(out, "earshot_hook_calls_total{link=\"%s\"} %llu\n", h->links[i].name,
             (unsigned long long)h->links[i].calls);
-    head(out, "earshot_hook_seconds_total", "counter", "Time spent in hook calls, by plugin or script.");
+    head(out, "earshot_hook_seconds_total", "counter",
+         "Time spent in hook calls, by plugin or script (match filters: sampled, 1 call in 64).");
     for (size_t i = 0; i < h->nlinks; i++)
         put(out, "earshot_hook_seconds_total{link=\"%s\"} %.9f\n", h->links[i].name,
             h->links[i].seconds);

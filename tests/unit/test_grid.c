@@ -80,7 +80,7 @@ static void check_slots(const es_grid *g, es_session **all, size_t n)
         assert_true(s->cell < g->ncells);
         const es_grid_cell *c = &g->cells[s->cell];
         assert_true(s->slot < c->n);
-        assert_ptr_equal(c->members[s->slot], s);
+        assert_ptr_equal(c->members[s->slot].s, s);
     }
     assert_int_equal(members, in_grid);
 }

@@ -1,0 +1,193 @@
+/*
+ * inproc - the world and the matcher alone, no sockets: how much does one
+ * position update cost as the number of clients grows at equal density?
+ *
+ * Clients are spread over maps whose size is chosen so that each client has
+ * on average --density others within 20 units. The real proximity plugin
+ * (loaded through the hook chain, as the server does) decides matches. One
+ * timed update = move one random client a few units, update its grid cell,
+ * re-match it, and collect the dirty set (what the server turns into
+ * NearbyPeers messages).
+ *
+ * Also measures the cost of one match-filter call through the chain, for
+ * the C plugin and for a Lua script doing the same thing.
+ *
+ * Output: one JSON object per line, for bench/run.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "grid.h"
+#include "hooks.h"
+#include "log.h"
+#include "matcher.h"
+#include "util.h"
+
+static es_hooks hooks;
+
+static int match_via_hooks(void *ud, const es_session *a, const es_session *b, int matched)
+{
+    (void)ud;
+    return es_hooks_match(&hooks, &a->view, &b->view, matched);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void load_hooks(const char *plugin_dir, const char *script_dir, int lua)
+{
+    char path[] = "/tmp/earshot-inproc-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "log = { level = \"warn\"; };\nplugin_dir = \"%s\";\nscript_dir = \"%s\";\n", plugin_dir,
+            script_dir);
+    if (lua)
+        fprintf(f, "hooks = ( { type = \"lua\"; name = \"proximity_lua\"; path = \"%s/bench/proximity.lua\"; } );\n",
+                script_dir);
+    else
+        fprintf(f, "hooks = ( { type = \"plugin\"; name = \"proximity\"; } );\n");
+    fclose(f);
+    es_config cfg;
+    char err[1024];
+    if (es_config_load(&cfg, path, NULL, err, sizeof err) || es_hooks_load(&hooks, &cfg, err, sizeof err)) {
+        fprintf(stderr, "inproc: %s\n", err);
+        exit(1);
+    }
+    unlink(path);
+    es_config_apply_log(&cfg);
+    /* the config's strings are not needed by the loaded links */
+    es_config_free(&cfg);
+}
+
+/* One world of n clients; returns ns per update over `updates` updates. */
+static void run_world(size_t n, size_t maps, double density, size_t updates)
+{
+    double area_per_client = M_PI * 20.0 * 20.0 / density;
+    double side = sqrt((double)n / (double)maps * area_per_client);
+    es_grid grid;
+    es_matcher m;
+    es_grid_init(&grid, hooks.query_radius);
+    es_matcher_init(&m, &grid, match_via_hooks, NULL, NULL);
+    es_session *s = calloc(n, sizeof *s);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(s[i].id, sizeof s[i].id, "c%zu", i);
+        s[i].id_len = strlen(s[i].id);
+        s[i].view.client_id = s[i].id;
+        s[i].view.address = "127.0.0.1";
+        s[i].view.pos.map_id = (int32_t)(i % maps);
+        s[i].view.pos.x = (int32_t)(rnd() % (uint64_t)side);
+        s[i].view.pos.y = (int32_t)(rnd() % (uint64_t)side);
+        s[i].cell = ES_GRID_NO_CELL;
+        es_grid_insert(&grid, &s[i]);
+        es_matcher_update(&m, &s[i]);
+        size_t nd;
+        es_matcher_take_dirty(&m, &nd);
+    }
+    double pairs_per_client = 2.0 * (double)m.pairs / (double)n;
+
+    /* Pre-draw the moves so the timed loop measures earshot, not the RNG. */
+    uint32_t *who = malloc(updates * sizeof *who);
+    int8_t *step = malloc(updates * 2);
+    for (size_t k = 0; k < updates; k++) {
+        who[k] = (uint32_t)(rnd() % n);
+        step[2 * k] = (int8_t)((int)(rnd() % 7) - 3);
+        step[2 * k + 1] = (int8_t)((int)(rnd() % 7) - 3);
+    }
+    size_t dirty_total = 0;
+    double t0 = now_s(), c0 = cpu_s();
+    for (size_t k = 0; k < updates; k++) {
+        es_session *c = &s[who[k]];
+        int32_t x = c->view.pos.x + step[2 * k], y = c->view.pos.y + step[2 * k + 1];
+        if (x < 0 || x >= (int32_t)side)
+            x = c->view.pos.x - step[2 * k];
+        if (y < 0 || y >= (int32_t)side)
+            y = c->view.pos.y - step[2 * k + 1];
+        c->view.pos.x = x;
+        c->view.pos.y = y;
+        es_grid_update(&grid, c);
+        es_matcher_update(&m, c);
+        size_t nd;
+        es_matcher_take_dirty(&m, &nd);
+        dirty_total += nd;
+    }
+    double wall = now_s() - t0, cpu = cpu_s() - c0;
+    printf("{\"bench\":\"world\",\"clients\":%zu,\"maps\":%zu,\"density\":%.1f,\"measured_density\":%.2f,"
+           "\"updates\":%zu,\"ns_per_update\":%.1f,\"updates_per_s\":%.0f,\"cpu_ns_per_update\":%.1f,"
+           "\"dirty_per_update\":%.3f}\n",
+           n, maps, density, pairs_per_client, updates, wall * 1e9 / (double)updates,
+           (double)updates / wall, cpu * 1e9 / (double)updates, (double)dirty_total / (double)updates);
+    fflush(stdout);
+    for (size_t i = 0; i < n; i++)
+        free(s[i].edges);
+    free(s);
+    free(who);
+    free(step);
+    es_matcher_free(&m);
+    es_grid_free(&grid);
+}
+
+/* ns per match-filter call through the chain. */
+static void run_hook(const char *kind, size_t calls)
+{
+    earshot_client a = {.client_id = "alice", .address = "127.0.0.1", .pos = {.map_id = 1}};
+    earshot_client b = {.client_id = "bob", .address = "127.0.0.1", .pos = {.map_id = 1}};
+    volatile int sink = 0;
+    double t0 = now_s();
+    for (size_t k = 0; k < calls; k++) {
+        b.pos.x = (int32_t)(k & 31);
+        sink += es_hooks_match(&hooks, &a, &b, (int)(k & 1));
+    }
+    double wall = now_s() - t0;
+    printf("{\"bench\":\"hook\",\"kind\":\"%s\",\"calls\":%zu,\"ns_per_call\":%.1f,\"matches\":%d}\n",
+           kind, calls, wall * 1e9 / (double)calls, sink);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    const char *plugin_dir = argc > 1 ? argv[1] : "build/plugins";
+    const char *source_dir = argc > 2 ? argv[2] : ".";
+    double density = argc > 3 ? atof(argv[3]) : 5.0;
+    size_t max_clients = argc > 4 ? (size_t)atol(argv[4]) : 1000000;
+    es_hash_seed_random();
+
+    load_hooks(plugin_dir, source_dir, 0);
+    run_hook("c", 2000000);
+    for (size_t n = 1000; n <= max_clients; n *= 10) {
+        size_t maps = n >= 100000 ? n / 10000 : 1;
+        run_world(n, maps, density, 2000000);
+    }
+    es_hooks_unload(&hooks);
+
+    load_hooks(plugin_dir, source_dir, 1);
+    run_hook("lua", 1000000);
+    run_world(10000, 1, density, 500000);
+    es_hooks_unload(&hooks);
+    return 0;
+}
