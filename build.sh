@@ -20,7 +20,7 @@ BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 
 # What building and running needs, and what the tests add.
 BUILD_PACKAGES="build-essential cmake pkg-config libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev"
-TEST_PACKAGES="libcmocka-dev python3 curl openssl clang libclang-rt-14-dev"
+TEST_PACKAGES="libcmocka-dev python3 curl openssl clang libclang-rt-14-dev chromium fonts-liberation"
 
 deps() {
     [ "${EARSHOT_SKIP_DEPS:-0}" = 1 ] && return 0
@@ -52,6 +52,10 @@ test)
     # shellcheck disable=SC2086
     deps $BUILD_PACKAGES $TEST_PACKAGES
     jobs=$(nproc 2>/dev/null || echo 2)
+    # The browser tests' one dependency, playwright-core (it downloads no browser:
+    # the tests drive Debian's chromium).
+    command -v npm >/dev/null || { echo "build.sh: the browser tests need Node.js 20+ and npm" >&2; exit 1; }
+    (cd web && npm ci --no-audit --no-fund)
     build -DEARSHOT_BUILD_TESTS=ON -DEARSHOT_WERROR=ON
     (cd "$BUILD_DIR" && ctest --output-on-failure -j "$jobs")
     echo "build.sh: again under AddressSanitizer and UndefinedBehaviorSanitizer, with the fuzzers"
