@@ -19,11 +19,13 @@ COPY src ./src
 COPY plugins ./plugins
 COPY lua ./lua
 COPY config ./config
+COPY web ./web
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEARSHOT_BUILD_TESTS=OFF \
-      -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_SYSCONFDIR=/etc \
+      -DEARSHOT_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_SYSCONFDIR=/etc \
+      -DCMAKE_INSTALL_LIBDIR=lib \
  && cmake --build build --parallel \
  && DESTDIR=/out cmake --install build \
- && rm -rf /out/usr/include
+ && rm -rf /out/usr/include /out/usr/share/earshot/systemd
 
 FROM debian:bookworm-slim
 # Runtime libraries only.
@@ -31,12 +33,15 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libwebsockets17 libjansson4 libconfig9 liblua5.4-0 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --no-create-home --uid 10001 --shell /usr/sbin/nologin earshot
-# The binary, the plugins, the stock scripts and the stock config.
+ && groupadd --system --gid 10001 earshot \
+ && useradd --system --no-create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin earshot
+# The binary, the plugins, the stock scripts, the web client and the stock config.
 COPY --from=build /out/ /
-USER earshot
+# Numeric, so that orchestrators can verify it is not root.
+USER 10001:10001
 EXPOSE 8080
-# bash's /dev/tcp keeps curl out of the image.
+# bash's /dev/tcp keeps curl out of the image. It assumes plain HTTP on 8080:
+# override it if your config changes server.port or turns on tls.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 STOPSIGNAL SIGTERM

@@ -1,9 +1,10 @@
 #!/usr/bin/env pwsh
-# earshot build script (PowerShell 7, any OS).
+#Requires -Version 7.2
+# earshot build script (PowerShell 7.2+; local builds on Linux, Docker builds anywhere).
 #
 #   ./build.ps1                      local CMake build (RelWithDebInfo) into ./build
 #   ./build.ps1 -Release             local optimised build (Release)
-#   ./build.ps1 -Test                local build with warnings as errors, then every test
+#   ./build.ps1 -Test                local build with warnings as errors and the tests, then every test
 #   ./build.ps1 -Run                 local build, then run earshot on the stock config
 #   ./build.ps1 -Docker              build the container image earshot:<Tag>
 #   ./build.ps1 -Docker -Run         ... and run it, publishing port 8080
@@ -27,7 +28,8 @@ param(
 )
 
 $ErrorActionPreference = "Stop"
-Set-Location -Path $PSScriptRoot
+# Native commands report through $LASTEXITCODE, checked after each step.
+$PSNativeCommandUseErrorActionPreference = $false
 
 function Invoke-Step([string]$What, [scriptblock]$Block) {
     Write-Host "==> $What" -ForegroundColor Cyan
@@ -35,48 +37,61 @@ function Invoke-Step([string]$What, [scriptblock]$Block) {
     if ($LASTEXITCODE -ne 0) { throw "$What failed (exit code $LASTEXITCODE)" }
 }
 
-if ($Push -and -not $Docker) { throw "-Push needs -Docker" }
-if ($Push -and -not $Registry) { throw "-Push needs -Registry (where to push the image)" }
-if ($MultiArch -and $Run) { throw "-MultiArch builds for several platforms and cannot -Run; drop one" }
-
-if (-not $Docker) {
+function Invoke-LocalBuild {
     $type = if ($Release) { "Release" } else { "RelWithDebInfo" }
-    $werror = if ($Test) { "ON" } else { "OFF" }
-    Invoke-Step "configure ($type)" { cmake -S . -B build "-DCMAKE_BUILD_TYPE=$type" "-DEARSHOT_WERROR=$werror" }
+    $onOff = if ($Test) { "ON" } else { "OFF" }
+    Invoke-Step "configure ($type)" {
+        cmake -S . -B build "-DCMAKE_BUILD_TYPE=$type" "-DEARSHOT_WERROR=$onOff" "-DEARSHOT_BUILD_TESTS=$onOff"
+    }
     Invoke-Step "build" { cmake --build build --parallel }
     if ($Test) {
         Push-Location build
-        try { Invoke-Step "test" { ctest --output-on-failure --parallel 2 } } finally { Pop-Location }
+        try { Invoke-Step "test" { ctest --output-on-failure --parallel 2 --no-tests=error } }
+        finally { Pop-Location }
     }
     if ($Run) {
         Invoke-Step "run earshot" { ./build/earshot }
     }
-    exit 0
 }
 
-$image = if ($Registry) { "$($Registry.TrimEnd('/')):$Tag" } else { "earshot:$Tag" }
-
-if ($MultiArch) {
-    $platforms = if ($Platform) { $Platform } else { "linux/amd64,linux/arm64" }
-    $builder = "earshot-multiarch"
-    docker buildx inspect $builder *> $null
-    if ($LASTEXITCODE -ne 0) {
-        Invoke-Step "create buildx builder $builder" { docker buildx create --name $builder --driver docker-container }
+function Invoke-DockerBuild {
+    $image = if ($Registry) { "$($Registry.TrimEnd('/')):$Tag" } else { "earshot:$Tag" }
+    if ($MultiArch) {
+        $platforms = if ($Platform) { $Platform } else { "linux/amd64,linux/arm64" }
+        $builder = "earshot-multiarch"
+        docker buildx inspect $builder *> $null
+        if ($LASTEXITCODE -ne 0) {
+            Invoke-Step "create buildx builder $builder" { docker buildx create --name $builder --driver docker-container }
+        }
+        # Without -Push the result stays in the build cache (a multi-platform
+        # image cannot be loaded into the local image store).
+        $output = if ($Push) { "--push" } else { "--output=type=cacheonly" }
+        Invoke-Step "docker buildx build $image ($platforms)" {
+            docker buildx build --builder $builder --platform $platforms -t $image $output .
+        }
+        return
     }
-    # Without -Push the result stays in the build cache (a multi-platform
-    # image cannot be loaded into the local image store).
-    $output = if ($Push) { "--push" } else { "--output=type=cacheonly" }
-    Invoke-Step "docker buildx build $image ($platforms)" {
-        docker buildx build --builder $builder --platform $platforms -t $image $output .
+    $platformArgs = if ($Platform) { @("--platform", $Platform) } else { @() }
+    Invoke-Step "docker build $image" { docker build @platformArgs -t $image . }
+    if ($Push) {
+        Invoke-Step "docker push $image" { docker push $image }
     }
-    exit 0
+    if ($Run) {
+        Invoke-Step "docker run $image" { docker run --rm --init -p 8080:8080 @platformArgs $image }
+    }
 }
 
-$platformArgs = if ($Platform) { @("--platform", $Platform) } else { @() }
-Invoke-Step "docker build $image" { docker build @platformArgs -t $image . }
-if ($Push) {
-    Invoke-Step "docker push $image" { docker push $image }
+if (-not $Docker -and ($MultiArch -or $Platform -or $Registry -or $Push -or $PSBoundParameters.ContainsKey('Tag'))) {
+    throw "-MultiArch, -Platform, -Registry, -Push and -Tag need -Docker"
 }
-if ($Run) {
-    Invoke-Step "docker run $image" { docker run --rm -it -p 8080:8080 @platformArgs $image }
+if ($Docker -and ($Test -or $Release)) { throw "-Test and -Release apply to local builds; the image is always a Release build" }
+if ($Push -and -not $Registry) { throw "-Push needs -Registry (where to push the image)" }
+if ($MultiArch -and $Run) { throw "-MultiArch builds for several platforms and cannot -Run; drop one" }
+
+Push-Location -Path $PSScriptRoot
+try {
+    if ($Docker) { Invoke-DockerBuild } else { Invoke-LocalBuild }
+}
+finally {
+    Pop-Location
 }
