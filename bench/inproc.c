@@ -12,6 +12,7 @@
  * Also measures the cost of one match-filter call through the chain, for
  * the C plugin and for a Lua script doing the same thing.
  *
+ * Usage: inproc PLUGIN_DIR SOURCE_DIR [DENSITY [MAX_CLIENTS [MIN_CLIENTS [WITH_LUA]]]]
  * Output: one JSON object per line, for bench/run.
  */
 #include <math.h>
@@ -175,15 +176,19 @@ int main(int argc, char **argv)
     const char *source_dir = argc > 2 ? argv[2] : ".";
     double density = argc > 3 ? atof(argv[3]) : 5.0;
     size_t max_clients = argc > 4 ? (size_t)atol(argv[4]) : 1000000;
+    size_t min_clients = argc > 5 ? (size_t)atol(argv[5]) : 1000;
+    int with_lua = argc > 6 ? atoi(argv[6]) : 1;
     es_hash_seed_random();
 
     load_hooks(plugin_dir, source_dir, 0);
     run_hook("c", 2000000);
-    for (size_t n = 1000; n <= max_clients; n *= 10) {
+    for (size_t n = min_clients; n <= max_clients; n *= 10) {
         size_t maps = n >= 100000 ? n / 10000 : 1;
         run_world(n, maps, density, 2000000);
     }
     es_hooks_unload(&hooks);
+    if (!with_lua)
+        return 0;
 
     load_hooks(plugin_dir, source_dir, 1);
     run_hook("lua", 1000000);

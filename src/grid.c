@@ -11,21 +11,23 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static uint64_t mix(uint64_t h)
+/*
+ * One multiply per coordinate with odd multipliers drawn at startup (so
+ * clients cannot aim positions at one probe chain), folded once: cheap,
+ * since a move makes nine lookups.
+ */
+static uint64_t hk[3] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full, 0x165667b19e3779f9ull};
+
+void es_grid_seed(uint64_t a, uint64_t b, uint64_t c)
 {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    hk[0] = a | 1, hk[1] = b | 1, hk[2] = c | 1;
 }
 
 static uint64_t key_hash(int32_t game, int32_t map, int64_t cx, int64_t cy)
 {
-    uint64_t h = mix(((uint64_t)(uint32_t)game << 32) | (uint32_t)map);
-    h = mix(h ^ (uint64_t)cx);
-    return mix(h ^ (uint64_t)cy * 0x9e3779b97f4a7c15ull);
+    uint64_t h = (uint64_t)cx * hk[0] + (uint64_t)cy * hk[1] +
+                 (((uint64_t)(uint32_t)game << 32) | (uint32_t)map) * hk[2];
+    return h ^ (h >> 29) ^ (h >> 47);
 }
 
 void es_grid_init(es_grid *g, int64_t cell_size)
@@ -193,12 +195,33 @@ unsigned es_grid_neighbourhood(const es_grid *g, const es_session *s,
 {
     const earshot_position *p = &s->view.pos;
     int64_t cx = floor_div(p->x, g->cell_size), cy = floor_div(p->y, g->cell_size);
+    uint32_t mask = g->table_cap - 1;
+    uint32_t slot[9];
+    /*
+     * Three passes, so that the nine lookups' cache misses overlap instead
+     * of queueing: hash and prefetch the table slots, then prefetch the
+     * cells they name, then compare keys and probe on.
+     */
+    for (int k = 0; k < 9; k++) {
+        slot[k] = (uint32_t)key_hash(p->game_id, p->map_id, cx + k / 3 - 1, cy + k % 3 - 1) & mask;
+        __builtin_prefetch(&g->table[slot[k]]);
+    }
+    for (int k = 0; k < 9; k++)
+        if (g->table[slot[k]])
+            __builtin_prefetch(&g->cells[g->table[slot[k]] - 1]);
     unsigned n = 0;
-    for (int64_t dx = -1; dx <= 1; dx++) {
-        for (int64_t dy = -1; dy <= 1; dy++) {
-            uint32_t idx = lookup(g, p->game_id, p->map_id, cx + dx, cy + dy);
-            if (idx != ES_GRID_NO_CELL)
-                out[n++] = &g->cells[idx];
+    for (int k = 0; k < 9; k++) {
+        int64_t x = cx + k / 3 - 1, y = cy + k % 3 - 1;
+        for (uint32_t i = slot[k];; i = (i + 1) & mask) {
+            uint32_t e = g->table[i];
+            if (e == 0)
+                break;
+            const es_grid_cell *c = &g->cells[e - 1];
+            if (cell_is(c, p->game_id, p->map_id, x, y)) {
+                __builtin_prefetch(c->members);
+                out[n++] = c;
+                break;
+            }
         }
     }
     return n;

@@ -44,6 +44,8 @@ typedef struct es_grid {
 #define ES_GRID_NO_CELL UINT32_MAX
 
 void es_grid_init(es_grid *g, int64_t cell_size);
+/* Key the cell hash (all grids) with random values; call once at startup. */
+void es_grid_seed(uint64_t a, uint64_t b, uint64_t c);
 void es_grid_free(es_grid *g);
 
 /* Add s at s->view.pos. s->cell must be ES_GRID_NO_CELL. */

@@ -103,6 +103,20 @@ static void unlink_pair(es_matcher *m, es_edge *e)
         m->pair(m->ud, a, b, 0);
 }
 
+/* Ask about candidate c of mover s; link or keep the pair. */
+static inline void consider(es_matcher *m, es_session *s, es_session *c, uint64_t epoch)
+{
+    int matched = c->mark_matched == epoch;
+    if (!m->match(m->ud, s, c, matched))
+        return;
+    if (matched)
+        c->mark_keep = epoch;
+    else
+        link_pair(m, s, c); /* a new edge: marks are irrelevant for it */
+}
+
+#define BATCH 64
+
 void es_matcher_update(es_matcher *m, es_session *s)
 {
     uint64_t epoch = ++m->epoch;
@@ -114,11 +128,14 @@ void es_matcher_update(es_matcher *m, es_session *s)
      * Ask the policy only about candidates within the query radius (the
      * grid's cell size): by the plugin ABI no filter can match beyond it.
      * The cell entries carry coordinates, so far candidates cost a
-     * subtraction, not a cache miss on their session.
+     * subtraction, not a cache miss on their session; near ones are
+     * gathered in batches and prefetched before they are asked about.
      */
     const int64_t r = m->grid->cell_size, r2 = r * r;
     const int64_t x = s->view.pos.x, y = s->view.pos.y;
     const es_grid_cell *cells[9];
+    es_session *near[BATCH];
+    unsigned nnear = 0;
     unsigned ncells = es_grid_neighbourhood(m->grid, s, cells);
     for (unsigned k = 0; k < ncells; k++) {
         const es_grid_entry *e = cells[k]->members, *end = e + cells[k]->n;
@@ -126,16 +143,18 @@ void es_matcher_update(es_matcher *m, es_session *s)
             int64_t dx = e->x - x, dy = e->y - y;
             if (dx > r || dx < -r || dy > r || dy < -r || dx * dx + dy * dy > r2 || e->s == s)
                 continue;
-            es_session *c = e->s;
-            int matched = c->mark_matched == epoch;
-            if (!m->match(m->ud, s, c, matched))
-                continue;
-            if (matched)
-                c->mark_keep = epoch;
-            else
-                link_pair(m, s, c); /* a new edge: marks are irrelevant for it */
+            __builtin_prefetch(e->s);
+            near[nnear++] = e->s;
+            if (nnear == BATCH) {
+                for (unsigned i = 0; i < nnear; i++)
+                    consider(m, s, near[i], epoch);
+                nnear = 0;
+            }
         }
     }
+    for (unsigned i = 0; i < nnear; i++)
+        consider(m, s, near[i], epoch);
+
     /*
      * The first `before` edges are the old ones (new ones were appended, and
      * nothing was cut yet). Walk them backwards so cutting swaps in edges

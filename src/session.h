@@ -25,29 +25,26 @@ typedef struct es_join_info {
 typedef struct es_edge es_edge;
 
 typedef struct es_session {
-    earshot_client view; /* view.client_id = id, view.address = addr */
-    char id[ES_ID_MAX + 1];
-    size_t id_len;
-    char addr[64];
-    uint64_t serial; /* connection number, for logs */
-
-    void *conn;          /* the transport's handle for this connection */
-    es_join_info *join;  /* freed once registered */
-    uint8_t registered;
-    uint8_t closing;     /* no more input is handled; closes once drained */
-    uint8_t dirty;       /* owes a NearbyPeers after the current message */
-    uint8_t doomed;      /* queued to be dropped after the current message */
-    int close_code;
-    es_sendq q;
-
-    /* grid */
-    uint32_t cell, slot;
-
-    /* matcher: the edges of this client's matched pairs */
-    es_edge **edges;
-    uint32_t nedges, edges_cap;
+    /*
+     * The hot part first, in one cache line: what a position update reads
+     * and writes for the mover and for each of its neighbours.
+     */
+    earshot_client view;   /* view.client_id = id, view.address = addr */
     uint64_t mark_matched; /* == matcher epoch: currently matched with the mover */
     uint64_t mark_keep;    /* == matcher epoch: still matched after the move */
+    es_edge **edges;       /* the edges of this client's matched pairs */
+    uint32_t nedges, edges_cap;
+    uint32_t cell, slot;   /* where it is in the grid */
+    uint8_t registered;
+    uint8_t closing;       /* no more input is handled; closes once drained */
+    uint8_t dirty;         /* owes a NearbyPeers after the current message */
+    uint8_t doomed;        /* queued to be dropped after the current message */
+
+    int close_code;
+    es_sendq q;
+    void *conn;          /* the transport's handle for this connection */
+    es_join_info *join;  /* freed once registered */
+    uint64_t serial;     /* connection number, for logs */
 
     /* every open connection, in no particular order */
     struct es_session *all_prev, *all_next;
@@ -63,6 +60,10 @@ typedef struct es_session {
     double tokens, tokens_at;
     double drop_window_start;
     unsigned drops_in_window;
+
+    size_t id_len;
+    char id[ES_ID_MAX + 1];
+    char addr[64];
 } es_session;
 
 #endif

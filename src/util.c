@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include "grid.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,9 @@ void es_hash_seed_random(void)
         hash_k0 = k[0];
         hash_k1 = k[1];
     }
+    uint64_t g[3];
+    if (getrandom(g, sizeof g, 0) == (ssize_t)sizeof g)
+        es_grid_seed(g[0], g[1], g[2]);
 }
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
