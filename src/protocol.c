@@ -1,6 +1,8 @@
 #include "protocol.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,32 +174,72 @@ static int number_too_big(const char *jtext)
 
 #define DECODE_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY)
 
+/* 1 when the number token t[0..n) is one jansson cannot hold. */
+static int token_too_big(const char *t, size_t n)
+{
+    char small[64];
+    char *buf = n < sizeof small ? small : es_xmalloc(n + 1);
+    memcpy(buf, t, n);
+    buf[n] = '\0';
+    int big;
+    errno = 0;
+    if (strpbrk(buf, ".eE")) {
+        double d = strtod(buf, NULL);
+        big = d == HUGE_VAL || d == -HUGE_VAL;
+    } else {
+        (void)strtoll(buf, NULL, 10);
+        big = errno == ERANGE;
+    }
+    if (buf != small)
+        free(buf);
+    return big;
+}
+
 /*
  * jansson refuses a whole document when one number is beyond what it can
  * hold (an integer past 64 bits, a real past double). Such a number is still
- * valid JSON, so: replace each such token with 0.5 (padded with spaces to
- * the same length) and decode again. A 0.5 in a field we read fails that
- * field's integer check, naming the field; one in a field we ignore is
- * ignored, like any unknown field. Returns the document or NULL.
+ * valid JSON, so: in one pass over the text (strings skipped), replace every
+ * such token with 0.5 padded with spaces to the same length, and decode
+ * again. A 0.5 in a field we read fails that field's integer check, naming
+ * the field; one in a field we ignore is ignored, like any unknown field.
+ * Returns the document, or NULL with jerr set.
  */
 static json_t *decode_with_big_numbers(const char *text, size_t len, json_error_t *jerr)
 {
     char *copy = es_xmalloc(len);
     memcpy(copy, text, len);
-    json_t *root = NULL;
-    for (int tries = 0; tries < 64; tries++) {
-        size_t end = (size_t)jerr->position;
-        size_t start = end;
-        while (start > 0 && copy[start - 1] && strchr("0123456789+-.eE", copy[start - 1]))
-            start--;
-        if (end > len || end - start < 3)
-            break;
-        memset(copy + start, ' ', end - start);
-        memcpy(copy + start, "0.5", 3);
-        root = json_loadb(copy, len, DECODE_FLAGS, jerr);
-        if (root || !number_too_big(jerr->text))
-            break;
+    int in_string = 0;
+    for (size_t i = 0; i < len;) {
+        char c = copy[i];
+        if (in_string) {
+            if (c == '\\')
+                i += 2;
+            else {
+                if (c == '"')
+                    in_string = 0;
+                i++;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+            i++;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) {
+            i++;
+            continue;
+        }
+        size_t end = i;
+        while (end < len && copy[end] && strchr("0123456789+-.eE", copy[end]))
+            end++;
+        if (end - i >= 3 && token_too_big(copy + i, end - i)) {
+            memset(copy + i, ' ', end - i);
+            memcpy(copy + i, "0.5", 3);
+        }
+        i = end;
     }
+    json_t *root = json_loadb(copy, len, DECODE_FLAGS, jerr);
     free(copy);
     return root;
 }

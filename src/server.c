@@ -291,14 +291,16 @@ static int origin_allowed(const es_config *cfg, struct lws *wsi)
 {
     if (!cfg->allowed_origins)
         return 1;
-    char origin[256];
-    int n = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
-    if (n <= 0)
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (len <= 0)
         return 1; /* not a browser: browsers always send Origin */
-    for (size_t i = 0; i < cfg->nallowed_origins; i++)
-        if (strcmp(origin, cfg->allowed_origins[i]) == 0)
-            return 1;
-    return 0;
+    char *origin = es_xmalloc((size_t)len + 1);
+    int ok = 0;
+    if (lws_hdr_copy(wsi, origin, len + 1, WSI_TOKEN_ORIGIN) == len)
+        for (size_t i = 0; i < cfg->nallowed_origins && !ok; i++)
+            ok = strcmp(origin, cfg->allowed_origins[i]) == 0;
+    free(origin);
+    return ok;
 }
 
 /*
