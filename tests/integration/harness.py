@@ -14,6 +14,7 @@ Every test gets fresh client ids (self.cid("a")) and a fresh map (self.new_map()
 so tests sharing a server never see each other's clients.
 """
 
+import atexit
 import copy
 import ctypes
 import itertools
@@ -27,7 +28,6 @@ import tempfile
 import time
 import unittest
 
-import wsclient
 from wsclient import OMIT, WebSocket, http_get
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -133,6 +133,17 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
                      "WARNING: ThreadSanitizer", "==ERROR")
 
 
+_tmpdirs = []
+
+
+@atexit.register
+def _remove_tmpdirs():
+    """Server temp dirs go when the test process ends (EARSHOT_KEEP_TMP=1 keeps them)."""
+    if not os.environ.get("EARSHOT_KEEP_TMP"):
+        for d in _tmpdirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def _die_with_parent():
     """In the child before exec: SIGKILL when the test process dies, so a killed
     test run (ctest timeout) leaves no server behind."""
@@ -148,6 +159,7 @@ class EarshotServer:
 
     def __init__(self, config=None, hooks=None, extra_args=()):
         self.tmpdir = tempfile.mkdtemp(prefix="earshot-it-")
+        _tmpdirs.append(self.tmpdir)
         self.port = None
         self.proc = None
         self.extra_args = list(extra_args)
