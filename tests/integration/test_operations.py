@@ -106,6 +106,7 @@ class TLSWebSocket(WebSocket):
         self.port = port
         self.path = path
         self.auto_pong = True
+        self.send_timeout = 10.0
         self._buf = bytearray()
         self._frag_opcode = None
         self._frag_parts = []

@@ -154,6 +154,7 @@ class WebSocket:
         self.port = port
         self.path = path
         self.auto_pong = auto_pong
+        self.send_timeout = max(timeout, 10.0)
         self._buf = bytearray()
         self._frag_opcode = None
         self._frag_parts = []
@@ -242,7 +243,10 @@ class WebSocket:
                 raise ConnectionClosed(None, "", False)
 
     def raw_send(self, data):
-        """Send bytes as they are (hostile tests)."""
+        """Send bytes as they are (hostile tests). Reads leave the socket's
+        timeout at whatever their deadline left (possibly a millisecond), so
+        a send sets its own: a busy server is waited for, not a failure."""
+        self.sock.settimeout(self.send_timeout)
         self.sock.sendall(data)
 
     def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0, mask_key=None):
