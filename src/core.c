@@ -7,6 +7,8 @@
 #include "log.h"
 #include "util.h"
 
+#define SESSION_OF(node, member) ES_CONTAINER_OF(node, es_session, member)
+
 const char *const es_out_type_names[ES_OUT_COUNT] = {
     "NearbyPeers", "ReceiveOffer", "ReceiveAnswer", "ReceiveIceCandidate", "Error"};
 const char *const es_error_kind_names[ES_ERR_COUNT] = {
@@ -72,7 +74,8 @@ void es_core_free(es_core *c)
 {
     /* Hand every pair's edge (once, through its `a` end) to the matcher's
      * free list, which es_matcher_free() releases; then free the sessions. */
-    for (es_session *s = c->all; s; s = s->all_next) {
+    for (es_dnode *n = c->all.head; n; n = n->next) {
+        es_session *s = SESSION_OF(n, all_node);
         for (uint32_t i = 0; i < s->nedges; i++) {
             es_edge *e = s->edges[i];
             if (e->a == s) {
@@ -81,11 +84,11 @@ void es_core_free(es_core *c)
             }
         }
     }
-    es_session *s = c->all;
-    while (s) {
-        es_session *next = s->all_next;
-        session_free(s);
-        s = next;
+    es_dnode *n = c->all.head;
+    while (n) {
+        es_dnode *next = n->next;
+        session_free(SESSION_OF(n, all_node));
+        n = next;
     }
     es_matcher_free(&c->matcher);
     es_grid_free(&c->grid);
@@ -96,66 +99,16 @@ void es_core_free(es_core *c)
     memset(c, 0, sizeof *c);
 }
 
-/* ---- idle list ---------------------------------------------------------- */
-
-static void idle_unlink(es_core *c, es_session *s)
-{
-    if (s->idle_prev)
-        s->idle_prev->idle_next = s->idle_next;
-    else if (c->idle_head == s)
-        c->idle_head = s->idle_next;
-    if (s->idle_next)
-        s->idle_next->idle_prev = s->idle_prev;
-    else if (c->idle_tail == s)
-        c->idle_tail = s->idle_prev;
-    s->idle_prev = s->idle_next = NULL;
-}
-
-static void idle_append(es_core *c, es_session *s)
-{
-    s->idle_prev = c->idle_tail;
-    s->idle_next = NULL;
-    if (c->idle_tail)
-        c->idle_tail->idle_next = s;
-    else
-        c->idle_head = s;
-    c->idle_tail = s;
-}
+/* ---- the session lists --------------------------------------------------- */
 
 /* s showed it is alive: it moves to the young end of the idle list. */
 static void touch(es_core *c, es_session *s)
 {
     s->last_active = c->now();
-    if (c->idle_tail != s) {
-        idle_unlink(c, s);
-        idle_append(c, s);
+    if (c->idle.tail != &s->idle_node) {
+        es_dlist_unlink(&c->idle, &s->idle_node);
+        es_dlist_append(&c->idle, &s->idle_node);
     }
-}
-
-/* ---- connections not registered yet -------------------------------------- */
-
-static void pend_unlink(es_core *c, es_session *s)
-{
-    if (s->pend_prev)
-        s->pend_prev->pend_next = s->pend_next;
-    else if (c->pend_head == s)
-        c->pend_head = s->pend_next;
-    if (s->pend_next)
-        s->pend_next->pend_prev = s->pend_prev;
-    else if (c->pend_tail == s)
-        c->pend_tail = s->pend_prev;
-    s->pend_prev = s->pend_next = NULL;
-}
-
-static void pend_append(es_core *c, es_session *s)
-{
-    s->pend_prev = c->pend_tail;
-    s->pend_next = NULL;
-    if (c->pend_tail)
-        c->pend_tail->pend_next = s;
-    else
-        c->pend_head = s;
-    c->pend_tail = s;
 }
 
 /* ---- connections per address --------------------------------------------- */
@@ -407,7 +360,7 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
     s->registered = 1;
     free(s->join);
     s->join = NULL;
-    pend_unlink(c, s);
+    es_dlist_unlink(&c->pend, &s->pend_node);
     es_registry_insert(&c->registry, s);
     es_grid_insert(&c->grid, s);
     es_matcher_update(&c->matcher, s);
@@ -507,12 +460,9 @@ es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_in
     es_sendq_init(&s->q);
     s->last_active = s->opened_at = s->tokens_at = s->drop_window_start = c->now();
     s->tokens = c->cfg->message_burst;
-    s->all_next = c->all;
-    if (c->all)
-        c->all->all_prev = s;
-    c->all = s;
-    idle_append(c, s);
-    pend_append(c, s);
+    es_dlist_append(&c->all, &s->all_node);
+    es_dlist_append(&c->idle, &s->idle_node);
+    es_dlist_append(&c->pend, &s->pend_node);
     addr_add(&c->addrs, s->addr, +1);
     c->sessions++;
     c->stats.connections_opened++;
@@ -627,14 +577,9 @@ void es_core_closed(es_core *c, es_session *s)
         }
     }
     flush(c);
-    idle_unlink(c, s);
-    pend_unlink(c, s);
-    if (s->all_prev)
-        s->all_prev->all_next = s->all_next;
-    else
-        c->all = s->all_next;
-    if (s->all_next)
-        s->all_next->all_prev = s->all_prev;
+    es_dlist_unlink(&c->idle, &s->idle_node);
+    es_dlist_unlink(&c->pend, &s->pend_node);
+    es_dlist_unlink(&c->all, &s->all_node);
     addr_add(&c->addrs, s->addr, -1);
     c->sessions--;
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
@@ -672,7 +617,8 @@ void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks)
 
 void es_core_shutdown(es_core *c)
 {
-    for (es_session *s = c->all; s; s = s->all_next) {
+    for (es_dnode *n = c->all.head; n; n = n->next) {
+        es_session *s = SESSION_OF(n, all_node);
         unregister(c, s, EARSHOT_LEAVE_SHUTDOWN);
         close_session(c, s, ES_CLOSE_GOING_AWAY);
     }
@@ -690,9 +636,9 @@ void es_core_tick(es_core *c)
     double now = c->now();
     double idle = c->cfg->idle_timeout;
     if (idle > 0) {
-        while (c->idle_head && now - c->idle_head->last_active >= idle) {
-            es_session *s = c->idle_head;
-            idle_unlink(c, s); /* it will not be timed out twice */
+        while (c->idle.head && now - SESSION_OF(c->idle.head, idle_node)->last_active >= idle) {
+            es_session *s = SESSION_OF(c->idle.head, idle_node);
+            es_dlist_unlink(&c->idle, &s->idle_node); /* it will not be timed out twice */
             if (s->closing)
                 continue;
             c->stats.timeouts++;
@@ -702,9 +648,9 @@ void es_core_tick(es_core *c)
     }
     double first = c->cfg->first_message_timeout;
     if (first > 0) {
-        while (c->pend_head && now - c->pend_head->opened_at >= first) {
-            es_session *s = c->pend_head;
-            pend_unlink(c, s);
+        while (c->pend.head && now - SESSION_OF(c->pend.head, pend_node)->opened_at >= first) {
+            es_session *s = SESSION_OF(c->pend.head, pend_node);
+            es_dlist_unlink(&c->pend, &s->pend_node);
             if (s->closing)
                 continue;
             c->stats.first_message_timeouts++;

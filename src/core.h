@@ -114,9 +114,9 @@ typedef struct es_core {
     double (*now)(void);
 
     es_buf out; /* scratch: the message being built */
-    es_session *all;                   /* every open connection */
-    es_session *idle_head, *idle_tail;
-    es_session *pend_head, *pend_tail; /* connections not registered yet */
+    es_dlist all;  /* every open connection */
+    es_dlist idle; /* by last activity, oldest first */
+    es_dlist pend; /* not registered yet, by connect time, oldest first */
     es_addr_counts addrs;              /* open connections per address */
     double next_refresh;
     uint64_t next_serial;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dlist.h"
 #include "earshot/plugin.h"
 #include "protocol.h"
 #include "sendq.h"
@@ -46,15 +47,11 @@ typedef struct es_session {
     es_join_info *join;  /* freed once registered */
     uint64_t serial;     /* connection number, for logs */
 
-    /* every open connection, in no particular order */
-    struct es_session *all_prev, *all_next;
-
-    /* liveness: sessions ordered by last activity, oldest first */
+    es_dnode all_node;  /* every open connection, newest last */
+    es_dnode idle_node; /* by last activity, oldest first */
+    es_dnode pend_node; /* not registered yet, by connect time, oldest first */
     double last_active;
-    struct es_session *idle_prev, *idle_next;
-    /* not registered yet: ordered by connect time, oldest first */
     double opened_at;
-    struct es_session *pend_prev, *pend_next;
 
     /* rate limit: a token bucket, and drops in the current 10 s window */
     double tokens, tokens_at;
