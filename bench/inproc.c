@@ -12,7 +12,7 @@
  * Also measures the cost of one match-filter call through the chain, for
  * the C plugin and for a Lua script doing the same thing.
  *
- * Usage: inproc PLUGIN_DIR SOURCE_DIR [DENSITY [MAX_CLIENTS [MIN_CLIENTS [WITH_LUA]]]]
+ * Usage: inproc PLUGIN_DIR SOURCE_DIR [DENSITY [MAX_CLIENTS [MIN_CLIENTS [WITH_LUA [UPDATES]]]]]
  * Output: one JSON object per line, for bench/run.
  */
 #include <math.h>
@@ -178,13 +178,14 @@ int main(int argc, char **argv)
     size_t max_clients = argc > 4 ? (size_t)atol(argv[4]) : 1000000;
     size_t min_clients = argc > 5 ? (size_t)atol(argv[5]) : 1000;
     int with_lua = argc > 6 ? atoi(argv[6]) : 1;
+    size_t updates = argc > 7 ? (size_t)atol(argv[7]) : 2000000;
     es_hash_seed_random();
 
     load_hooks(plugin_dir, source_dir, 0);
     run_hook("c", 2000000);
     for (size_t n = min_clients; n <= max_clients; n *= 10) {
         size_t maps = n >= 100000 ? n / 10000 : 1;
-        run_world(n, maps, density, 2000000);
+        run_world(n, maps, density, updates);
     }
     es_hooks_unload(&hooks);
     if (!with_lua)
