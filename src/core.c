@@ -58,6 +58,7 @@ void es_core_init(es_core *c, const es_config *cfg, es_hooks *hooks, const es_tr
                     hooks->chain_len[ES_HOOK_PAIR] ? pair_via_hooks : NULL, c);
     es_buf_init(&c->out);
     c->next_refresh = c->now() + cfg->refresh_interval;
+    c->last_sweep = c->now();
     c->addrs.cap = 64;
     c->addrs.slots = es_xcalloc(c->addrs.cap, sizeof *c->addrs.slots);
 }
@@ -458,7 +459,7 @@ es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_in
     s->view.address = s->addr;
     s->cell = ES_GRID_NO_CELL;
     es_sendq_init(&s->q);
-    s->last_active = s->opened_at = s->tokens_at = s->drop_window_start = c->now();
+    s->last_active = s->opened_at = s->tokens_at = s->drop_window_start = s->last_rx = c->now();
     s->tokens = c->cfg->message_burst;
     es_dlist_append(&c->all, &s->all_node);
     es_dlist_append(&c->idle, &s->idle_node);
@@ -579,6 +580,8 @@ void es_core_closed(es_core *c, es_session *s)
     flush(c);
     es_dlist_unlink(&c->idle, &s->idle_node);
     es_dlist_unlink(&c->pend, &s->pend_node);
+    if (c->ping_cursor == &s->all_node)
+        c->ping_cursor = s->all_node.next;
     es_dlist_unlink(&c->all, &s->all_node);
     addr_add(&c->addrs, s->addr, -1);
     c->sessions--;
@@ -631,6 +634,57 @@ static void send_peers_each(es_session *s, void *ud)
         send_peers(ud, s);
 }
 
+void es_core_ping_sent(es_core *c, es_session *s)
+{
+    s->ping_due = 0;
+    s->ping_sent_at = c->now();
+    c->stats.pings_sent++;
+}
+
+/*
+ * Keepalive. A client that has sent nothing at all (no message, no pong)
+ * for ping_interval seconds gets a WebSocket ping; one that then stays
+ * silent for another ping_interval is taken for dead and dropped. Busy
+ * clients are never pinged. The sweep visits every connection once per
+ * ping_interval, a slice per tick, so its cost does not grow with how often
+ * it runs.
+ */
+static void keepalive(es_core *c, double now)
+{
+    double every = c->cfg->ping_interval;
+    if (every <= 0 || c->sessions == 0) {
+        c->last_sweep = now;
+        return;
+    }
+    double share = (now - c->last_sweep) / every;
+    if (share < 0)
+        share = 0;
+    size_t budget = (size_t)((double)c->sessions * share) + 1;
+    c->last_sweep = now;
+    if (budget > c->sessions)
+        budget = c->sessions;
+    while (budget-- > 0) {
+        if (!c->ping_cursor)
+            c->ping_cursor = c->all.head;
+        es_session *s = SESSION_OF(c->ping_cursor, all_node);
+        c->ping_cursor = c->ping_cursor->next;
+        if (s->closing)
+            continue;
+        if (s->ping_sent_at > 0 && s->last_rx >= s->ping_sent_at)
+            s->ping_sent_at = 0; /* answered (or other traffic came) */
+        if (s->ping_sent_at > 0) {
+            if (now - s->ping_sent_at >= every) {
+                c->stats.ping_timeouts++;
+                SLOG(EARSHOT_LOG_INFO, "session", s, "no answer to a ping in %.0f s: dropped", every);
+                kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_COUNT, NULL, ES_CLOSE_GOING_AWAY);
+            }
+        } else if (now - s->last_rx >= every && !s->ping_due) {
+            s->ping_due = 1;
+            c->tx->want_write(c->tctx, s);
+        }
+    }
+}
+
 void es_core_tick(es_core *c)
 {
     double now = c->now();
@@ -646,6 +700,7 @@ void es_core_tick(es_core *c)
             kick(c, s, EARSHOT_LEAVE_TIMEOUT, ES_ERR_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
         }
     }
+    keepalive(c, now);
     double first = c->cfg->first_message_timeout;
     if (first > 0) {
         while (c->pend.head && now - SESSION_OF(c->pend.head, pend_node)->opened_at >= first) {

@@ -41,8 +41,9 @@ typedef struct es_addr_counts {
 #define ES_CLOSE_TOO_BIG 1009
 
 typedef struct es_transport {
-    /* s has output queued, or s->closing is set and the queue is drained:
-     * arrange for the server to write (and then close). */
+    /* s has output queued, a ping due (s->ping_due), or s->closing is set
+     * and the queue is drained: arrange for the server to write (and then
+     * close). */
     void (*want_write)(void *tctx, es_session *s);
 } es_transport;
 
@@ -99,6 +100,8 @@ typedef struct es_core_stats {
     uint64_t timeouts;                /* idle timeouts */
     uint64_t first_message_timeouts;  /* never sent an UpdatePosition in time */
     uint64_t rate_limited;            /* messages dropped by the rate limit */
+    uint64_t pings_sent;
+    uint64_t ping_timeouts;           /* connections that stopped answering */
     uint64_t sendq_overflows;         /* clients dropped for not reading */
     uint64_t closes[4];               /* by code: 1000, 1001, 1008, 1009 */
 } es_core_stats;
@@ -117,6 +120,8 @@ typedef struct es_core {
     es_dlist all;  /* every open connection */
     es_dlist idle; /* by last activity, oldest first */
     es_dlist pend; /* not registered yet, by connect time, oldest first */
+    es_dnode *ping_cursor; /* the keepalive sweep's place in `all` */
+    double last_sweep;
     es_addr_counts addrs;              /* open connections per address */
     double next_refresh;
     uint64_t next_serial;
@@ -137,6 +142,11 @@ void es_core_free(es_core *c);
 es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_info *join);
 /* One complete message arrived on s. */
 void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int binary);
+/* Any frame (a pong included) arrived on s: it is alive. */
+static inline void es_core_heard(es_core *c, es_session *s) { s->last_rx = c->now(); }
+/* The server wrote the ping s->ping_due asked for. */
+void es_core_ping_sent(es_core *c, es_session *s);
+
 /* s sent a frame larger than cfg->max_frame_bytes. */
 void es_core_frame_too_large(es_core *c, es_session *s);
 /* The connection is gone: unregister s, tell its peers, free s. */

@@ -81,11 +81,11 @@ static int reload(es_server *srv, void *ud)
         return -1;
     }
     if (strcmp(cfg->address, a->cfg->address) != 0 || cfg->port != a->cfg->port ||
-        cfg->ping_interval != a->cfg->ping_interval || !cfg->tls_cert != !a->cfg->tls_cert ||
+        cfg->handshake_timeout != a->cfg->handshake_timeout || !cfg->tls_cert != !a->cfg->tls_cert ||
         (cfg->tls_cert && (strcmp(cfg->tls_cert, a->cfg->tls_cert) != 0 ||
                            strcmp(cfg->tls_key, a->cfg->tls_key) != 0)))
-        ES_WARN("main", "server.address, port, ping_interval and tls take effect at the next "
-                        "start, not on reload");
+        ES_WARN("main", "server.address, port, tls and limits.handshake_timeout take effect at "
+                        "the next start, not on reload");
     es_config_apply_log(cfg);
     es_server_apply(srv, cfg, hooks);
     es_hooks_unload(a->hooks);

@@ -56,6 +56,11 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
     put(out, "earshot_timeouts_total{kind=\"idle\"} %llu\n", (unsigned long long)st->timeouts);
     put(out, "earshot_timeouts_total{kind=\"first_message\"} %llu\n",
         (unsigned long long)st->first_message_timeouts);
+    head(out, "earshot_pings_total", "counter", "WebSocket pings sent to quiet connections.");
+    put(out, "earshot_pings_total %llu\n", (unsigned long long)st->pings_sent);
+    head(out, "earshot_ping_timeouts_total", "counter",
+         "Connections dropped for not answering a ping.");
+    put(out, "earshot_ping_timeouts_total %llu\n", (unsigned long long)st->ping_timeouts);
     head(out, "earshot_rate_limited_total", "counter",
          "Messages dropped by the per-connection rate limit.");
     put(out, "earshot_rate_limited_total %llu\n", (unsigned long long)st->rate_limited);

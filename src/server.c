@@ -30,7 +30,6 @@ struct es_server {
     struct lws_vhost *vhost;
     const es_config *cfg;
     es_core core;
-    lws_retry_bo_t retry;
     lws_sorted_usec_list_t tick;
     volatile sig_atomic_t stop;
     volatile sig_atomic_t reload;
@@ -386,6 +385,17 @@ static int ws_writeable(struct lws *wsi, pss *p)
     es_session *s = p->s;
     if (!s)
         return 0;
+    if (s->ping_due && !s->closing) {
+        /* A payload, because libwebsockets 4.1 does not report empty pongs. */
+        unsigned char ping[LWS_PRE + 4];
+        memcpy(ping + LWS_PRE, "ping", 4);
+        if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 4)
+            return -1;
+        es_core_ping_sent(&((es_server *)lws_vhost_user(lws_get_vhost(wsi)))->core, s);
+        if (es_sendq_peek(&s->q))
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
     es_qmsg *m = es_sendq_peek(&s->q);
     if (m) {
         char *payload = es_qmsg_payload(m);
@@ -443,7 +453,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         if (!p->s)
             return -1;
+        es_core_heard(&srv->core, p->s);
         return ws_receive(srv, wsi, p, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (p->s)
+            es_core_heard(&srv->core, p->s);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return ws_writeable(wsi, p);
     case LWS_CALLBACK_CLOSED:
@@ -502,8 +517,6 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
         return NULL;
     }
 
-    srv->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
-    srv->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval * 2 + 5);
 
     memset(&info, 0, sizeof info);
     info.port = port_override >= 0 ? port_override : cfg->port;
@@ -511,7 +524,9 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     info.protocols = protocols;
     info.user = srv;
     info.vhost_name = "earshot";
-    info.retry_and_idle_policy = &srv->retry;
+    /* Keepalive pings are earshot's own (es_core_tick): libwebsockets'
+     * validity pings hit every connection, busy or not, and each answer
+     * costs a walk of a list as long as the number of connections. */
     /* A client must finish its HTTP request (the upgrade) this fast: a
      * slowloris that trickles headers is dropped. */
     info.timeout_secs = (unsigned)cfg->handshake_timeout;

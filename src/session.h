@@ -53,6 +53,11 @@ typedef struct es_session {
     double last_active;
     double opened_at;
 
+    /* keepalive: any frame from the client, and an unanswered ping */
+    double last_rx;
+    double ping_sent_at; /* 0 = no ping outstanding */
+    uint8_t ping_due;    /* the server owes this client a ping frame */
+
     /* rate limit: a token bucket, and drops in the current 10 s window */
     double tokens, tokens_at;
     double drop_window_start;

@@ -481,6 +481,49 @@ class FirstMessageTimeoutTest(LimitTestCase):
         self.expect_nothing(a, b)
 
 
+# =============================================================== keepalive
+class KeepaliveTest(LimitTestCase):
+    """server.ping_interval = 1: a connection silent for 1 s is pinged; one
+    that leaves the ping unanswered for another second is dropped (1001)."""
+    config = {"server": {"ping_interval": 1}, "session": {"idle_timeout": 0.0},
+              "limits": {"first_message_timeout": 0.0}}
+
+    def test_unanswered_ping_drops_the_connection_answered_keeps_it(self):
+        m = self.new_map()
+        a_id, d_id = self.cid("a"), self.cid("deaf")
+        a = self.join(a_id, m, 0, 0)
+        deaf = self.connect()
+        deaf.auto_pong = False                # a dead peer: reads, never answers
+        self.register(deaf, d_id, m, 1, 0)
+        self.expect_peers(a, [d_id])
+        before = self.metrics()
+        # a answers pings (wsclient pongs while it reads); deaf does not
+        deadline = time.monotonic() + 6.0
+        closed = None
+        while closed is None and time.monotonic() < deadline:
+            try:
+                a.recv_json(0.1)
+            except NoMessage:
+                pass
+            try:
+                deaf.recv_json(0.1)
+            except NoMessage:
+                pass
+            except ConnectionClosed as exc:
+                closed = exc
+        self.assertIsNotNone(closed, "an unanswered ping did not drop the connection")
+        self.assertEqual(closed.code, 1001)
+        self.assertGreaterEqual(len(deaf.pings_received), 1)
+        self.expect_peers(a, [], who="a when the deaf client is dropped")
+        self.assertGreaterEqual(len(a.pings_received), 1)
+        self.refresh(a)
+        self.expect_peers(a, [], who="a, still connected")
+        after = self.metrics()
+        self.assertDelta(before, after, "earshot_ping_timeouts_total", 1)
+        self.assertGreaterEqual(self.value(after, "earshot_pings_total")
+                                - self.value(before, "earshot_pings_total"), 2)
+
+
 # =============================================================== send queue
 class SendQueueTest(LimitTestCase):
     """server.send_queue_bytes = 256 KiB; the rate limit is out of the way."""

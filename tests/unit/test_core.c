@@ -108,6 +108,7 @@ typedef struct core_opts {
     double idle;           /* 0: the default (15); < 0: off */
     double refresh;        /* 0: the default (5); < 0: off */
     int max_frame, sendq;  /* 0: the defaults */
+    int ping;              /* 0: the default (10) */
     const char *grace;     /* relay_guard grace, NULL: default */
     const char *hooks;     /* NULL: relay_guard + proximity */
 } core_opts;
@@ -129,6 +130,9 @@ static const char *config_text(const core_opts *o)
     if (o->sendq)
         snprintf(server + strlen(server), sizeof server - strlen(server), " send_queue_bytes = %d;",
                  o->sendq);
+    if (o->ping)
+        snprintf(server + strlen(server), sizeof server - strlen(server), " ping_interval = %d;",
+                 o->ping);
     if (o->takeover)
         snprintf(session + strlen(session), sizeof session - strlen(session), " takeover = \"%s\";",
                  o->takeover);
@@ -948,6 +952,59 @@ TEST(t_relays_do_not_keep_alive)
     assert_int_equal(es_core_clients(&f->core), 0);
 }
 
+/* ---- keepalive ----------------------------------------------------------- */
+
+TEST(t_keepalive_pings_a_silent_client_and_drops_it_unanswered)
+{
+    F;
+    START(f, .idle = -1, .refresh = -1, .ping = 10);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    es_core_heard(&f->core, a);
+    es_core_heard(&f->core, b);
+    /* the sweep covers everyone once per interval: tick through it */
+    for (g_now = 1000.5; g_now < 1009.9; g_now += 0.5)
+        es_core_tick(&f->core);
+    assert_int_equal(a->ping_due, 0);
+    for (; g_now < 1011.0; g_now += 0.1)
+        es_core_tick(&f->core);
+    assert_int_equal(a->ping_due, 1);
+    assert_int_equal(b->ping_due, 1);
+    es_core_ping_sent(&f->core, a);
+    es_core_ping_sent(&f->core, b);
+    assert_int_equal(f->core.stats.pings_sent, 2);
+    /* b answers, a does not */
+    g_now = 1012.0;
+    es_core_heard(&f->core, b);
+    for (; g_now < 1022.5; g_now += 0.1)
+        es_core_tick(&f->core);
+    assert_int_equal(a->closing, 1);
+    assert_int_equal(a->close_code, ES_CLOSE_GOING_AWAY);
+    assert_int_equal(a->registered, 0);
+    EXPECT_NONE(a); /* a dead connection is sent no Error */
+    assert_int_equal(b->closing, 0);
+    EXPECT(b, NO_PEERS);
+    assert_int_equal(f->core.stats.ping_timeouts, 1);
+}
+
+TEST(t_keepalive_never_pings_a_busy_client)
+{
+    F;
+    START(f, .idle = -1, .refresh = -1, .ping = 2);
+    es_session *a = client_at(f, "a", 0, 0);
+    for (g_now = 1000.0; g_now < 1030.0; g_now += 0.1) {
+        if ((int)(g_now * 10) % 10 == 0) {
+            es_core_heard(&f->core, a);
+            frame(f, a, "{\"type\":\"RequestPeerRefresh\"}");
+            EXPECT(a, NO_PEERS);
+        }
+        es_core_tick(&f->core);
+        assert_int_equal(a->ping_due, 0);
+    }
+    assert_int_equal(f->core.stats.pings_sent, 0);
+    assert_int_equal(a->closing, 0);
+}
+
 TEST(t_idle_timeout_off)
 {
     F;
@@ -1237,6 +1294,8 @@ int main(void)
         T(t_update_position_keeps_alive),
         T(t_relays_do_not_keep_alive),
         T(t_idle_timeout_off),
+        T(t_keepalive_pings_a_silent_client_and_drops_it_unanswered),
+        T(t_keepalive_never_pings_a_busy_client),
         T(t_periodic_refresh),
         T(t_refresh_off),
         T(t_frame_too_large),
