@@ -31,7 +31,7 @@ FROM debian:bookworm-slim
 # Runtime libraries only.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libwebsockets17 libjansson4 libconfig9 liblua5.4-0 \
+      libwebsockets17 libwebsockets-evlib-ev libev4 libjansson4 libconfig9 liblua5.4-0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 earshot \
  && useradd --system --no-create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin earshot

@@ -3,7 +3,7 @@
 
 Usage: report.py RESULTS_DIR BENCH_DIR
 Reads RESULTS_DIR/runs.jsonl (one loadgen JSON object per run, tagged with
-scenario and server) and RESULTS_DIR/inproc.jsonl (bench/inproc's lines);
+bench_scenario and bench_server) and RESULTS_DIR/inproc.jsonl (bench/inproc's lines);
 writes BENCH_DIR/RESULTS.md, BENCH_DIR/latency.png, BENCH_DIR/cpu.png.
 Standard library only; the plots come from gnuplot.
 """
@@ -72,7 +72,7 @@ def machine():
 
 
 def pick(runs, scenario, server):
-    return [r for r in runs if r.get("scenario") == scenario and r.get("server") == server]
+    return [r for r in runs if r.get("bench_scenario") == scenario and r.get("bench_server") == server]
 
 
 def main():
@@ -85,7 +85,8 @@ def main():
     verdicts = []
 
     w("# earshot benchmark results\n")
-    w("Produced by `bench/run` (see it for the exact scenarios). Machine: %s, %s cores, %s RAM, "
+    w("Produced by `bench/run` (see it for the exact scenarios). Both servers run libwebsockets on "
+      "a libev (epoll) loop. Machine: %s, %s cores, %s RAM, "
       "Linux %s, open-file limit %s; commit %s, %s. The server under test ran pinned to CPU 0, "
       "the load generator (`bench/loadgen`) to CPU 1, over loopback. Server CPU is user + system "
       "time of the server process from /proc over the measurement window, so it includes the "
@@ -135,20 +136,22 @@ def main():
     # ---- relays
     w("## Relays\n")
     w("10,000 clients, 2 SendOffer per client per second (20,000 relays/s) of 200 bytes to a "
-      "random matched peer, 0.2 updates per client per second. The floor parses the relays and "
-      "drops them; earshot checks, stamps and delivers them. One-way latency is from the sender's "
+      "random matched peer, 0.2 updates per client per second; earshot checks, stamps and "
+      "delivers them. The floor matches nobody, so it gets the same message rate as updates "
+      "(2.2 per client per second), parsed and dropped. One-way latency is from the sender's "
       "send to the target's receive.\n")
-    w("| server | relays/s | µs/msg | relay p50 / p99 / max ms | check |")
-    w("|---|---|---|---|---|")
+    w("| server | messages/s | relays/s | µs/msg | relay p50 / p99 / max ms | check |")
+    w("|---|---|---|---|---|---|")
     relay_ratio = relay_p99 = None
     rf = pick(runs, "relays", "floor")
     re_ = pick(runs, "relays", "earshot")
     for r in rf + re_:
-        w("| %s | %s | %s | %s / %s / %s | %s |" % (
-            r["server"], fmt(get(r, "achieved_per_s", "relays"), 0), fmt(us_per_msg(r)),
+        w("| %s | %s | %s | %s | %s / %s / %s | %s |" % (
+            r["bench_server"], fmt(get(r, "achieved_per_s", "total"), 0),
+            fmt(get(r, "achieved_per_s", "relays"), 0), fmt(us_per_msg(r)),
             fmt(get(r, "relay_latency_ms", "p50"), 3), fmt(get(r, "relay_latency_ms", "p99"), 3),
             fmt(get(r, "relay_latency_ms", "max"), 3),
-            "n/a" if r["server"] == "floor" else ("pass" if get(r, "check", "passed") else "FAIL")))
+            "n/a" if r["bench_server"] == "floor" else ("pass" if get(r, "check", "passed") else "FAIL")))
     if rf and re_:
         relay_ratio = ratio(us_per_msg(re_[0]), us_per_msg(rf[0]))
         relay_p99 = get(re_[0], "relay_latency_ms", "p99")

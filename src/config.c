@@ -322,7 +322,7 @@ static int load(loader *l, const es_config_defaults *def)
                                               "ping_interval",    "metrics",
                                               "behind_proxy",     "tls",
                                               "web",              "allowed_origins",
-                                              NULL};
+                                              "event_loop",       NULL};
     static const char *const session_keys[] = {"takeover", "idle_timeout", "refresh_interval",
                                                NULL};
     static const char *const log_keys[] = {"level", "format", "modules", NULL};
@@ -343,9 +343,16 @@ static int load(loader *l, const es_config_defaults *def)
     c->max_frame_bytes = (size_t)max_frame;
     c->send_queue_bytes = (size_t)sendq;
     c->ping_interval = (int)ping;
-    const char *metrics = "loopback";
-    if (get_string(l, server, "metrics", &metrics))
+    const char *metrics = "loopback", *loop = "libev";
+    if (get_string(l, server, "metrics", &metrics) || get_string(l, server, "event_loop", &loop))
         return -1;
+    if (strcmp(loop, "libev") == 0)
+        c->event_loop = ES_LOOP_LIBEV;
+    else if (strcmp(loop, "poll") == 0)
+        c->event_loop = ES_LOOP_POLL;
+    else
+        return fail(l, config_setting_get_member(server, "event_loop"),
+                    "'event_loop' must be \"libev\" or \"poll\" (got \"%s\")", loop);
     if (strcmp(metrics, "off") == 0)
         c->metrics = ES_METRICS_OFF;
     else if (strcmp(metrics, "loopback") == 0)

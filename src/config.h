@@ -29,6 +29,8 @@ typedef enum es_metrics_access {
     ES_METRICS_PUBLIC = 2    /* from anywhere */
 } es_metrics_access;
 
+typedef enum es_event_loop { ES_LOOP_LIBEV = 0, ES_LOOP_POLL = 1 } es_event_loop;
+
 typedef enum es_hook_kind { ES_HOOK_PLUGIN = 0, ES_HOOK_LUA = 1 } es_hook_kind;
 
 /* The verdict hooks, for a script's per-hook on_error choice. */
@@ -67,6 +69,7 @@ typedef struct es_config {
     int ping_interval; /* seconds */
     es_metrics_access metrics;
     int web;       /* serve web_dir's files over plain HTTP */
+    es_event_loop event_loop;
 
     /* limits */
     size_t max_connections;           /* 0 = no limit */

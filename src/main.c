@@ -40,18 +40,6 @@
 
 #define DRAIN_SECONDS 5.0
 
-static es_server *running;
-
-static void on_signal(int sig)
-{
-    if (!running)
-        return;
-    if (sig == SIGHUP)
-        es_server_request_reload(running);
-    else
-        es_server_stop(running);
-}
-
 /* What is running now; a reload replaces both at once. */
 typedef struct app {
     const char *config_path;
@@ -81,11 +69,12 @@ static int reload(es_server *srv, void *ud)
         return -1;
     }
     if (strcmp(cfg->address, a->cfg->address) != 0 || cfg->port != a->cfg->port ||
-        cfg->handshake_timeout != a->cfg->handshake_timeout || !cfg->tls_cert != !a->cfg->tls_cert ||
+        cfg->handshake_timeout != a->cfg->handshake_timeout || cfg->event_loop != a->cfg->event_loop ||
+        !cfg->tls_cert != !a->cfg->tls_cert ||
         (cfg->tls_cert && (strcmp(cfg->tls_cert, a->cfg->tls_cert) != 0 ||
                            strcmp(cfg->tls_key, a->cfg->tls_key) != 0)))
-        ES_WARN("main", "server.address, port, tls and limits.handshake_timeout take effect at "
-                        "the next start, not on reload");
+        ES_WARN("main", "server.address, port, tls, event_loop and limits.handshake_timeout "
+                        "take effect at the next start, not on reload");
     es_config_apply_log(cfg);
     es_server_apply(srv, cfg, hooks);
     es_hooks_unload(a->hooks);
@@ -219,13 +208,6 @@ int main(int argc, char **argv)
         goto out_hooks;
     }
     es_server_on_reload(srv, reload, &a);
-    running = srv;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     ES_INFO("main", "earshot %s listening on %s://%s:%d/ (config %s, takeover %s, grid cell %lld)",
@@ -237,7 +219,6 @@ int main(int argc, char **argv)
     ES_INFO("main", "stopping: closing %zu connections", es_server_connections(srv));
     if (es_server_drain(srv, DRAIN_SECONDS) != 0)
         ES_WARN("main", "some connections did not close within %.0f s", DRAIN_SECONDS);
-    running = NULL;
     es_server_destroy(srv);
     ES_INFO("main", "stopped");
 out_hooks:

@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <ev.h>
 #include <limits.h>
 #include <libwebsockets.h>
 #include <signal.h>
@@ -40,6 +41,13 @@ struct es_server {
     uint64_t reloads_ok, reloads_failed;
     uint64_t refused[ES_REFUSED_COUNT]; /* upgrades turned away, by reason */
     double start_wallclock;
+
+    /* event loop: libev (epoll) when use_ev, else libwebsockets' own poll() */
+    int use_ev;
+    struct ev_loop *loop;
+    ev_timer ev_drain;
+    ev_signal ev_sigint, ev_sigterm, ev_sighup;
+    double drain_deadline;
 };
 
 /* Per-connection data lws allocates for us. */
@@ -488,6 +496,54 @@ static void on_tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
 }
 
+/* ---- the libev loop ------------------------------------------------------ */
+
+static void run_reload(es_server *srv)
+{
+    srv->reload = 0;
+    if (!srv->reload_cb)
+        return;
+    if (srv->reload_cb(srv, srv->reload_ud) == 0)
+        srv->reloads_ok++;
+    else
+        srv->reloads_failed++;
+}
+
+static void ev_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    es_server *srv = w->data;
+    if (w->signum == SIGHUP) {
+        run_reload(srv);
+        return;
+    }
+    srv->stop = 1;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void ev_on_drain(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    es_server *srv = w->data;
+    if (srv->core.sessions == 0 || es_now() >= srv->drain_deadline)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+/* ---- signals in poll mode ------------------------------------------------ */
+
+static es_server *signalled;
+
+static void on_signal(int sig)
+{
+    if (!signalled)
+        return;
+    if (sig == SIGHUP)
+        signalled->reload = 1;
+    else
+        signalled->stop = 1;
+    lws_cancel_service(signalled->ctx); /* the one lws call that is signal-safe */
+}
+
 static void lws_log_to_ours(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -510,9 +566,26 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     if (cfg->tls_cert)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.port = CONTEXT_PORT_NO_LISTEN;
+    void *foreign_loops[1];
+    srv->use_ev = cfg->event_loop == ES_LOOP_LIBEV;
+    if (srv->use_ev) {
+        /*
+         * libev (epoll) instead of libwebsockets' poll(): poll() walks every
+         * socket on every wakeup, which at thousands of connections costs
+         * more than earshot's whole work per message. earshot owns the loop
+         * and libwebsockets joins it.
+         */
+        srv->loop = ev_default_loop(EVFLAG_AUTO);
+        foreign_loops[0] = srv->loop;
+        info.foreign_loops = foreign_loops;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+    }
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
-        snprintf(err, errlen, "cannot create the libwebsockets context");
+        snprintf(err, errlen, "cannot create the libwebsockets context%s",
+                 srv->use_ev ? " with libev (is the package libwebsockets-evlib-ev installed? "
+                               "server.event_loop = \"poll\" does without it)"
+                             : "");
         free(srv);
         return NULL;
     }
@@ -549,6 +622,12 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     srv->port = lws_get_vhost_listen_port(srv->vhost);
     srv->start_wallclock = (double)time(NULL);
     es_core_init(&srv->core, cfg, hooks, &lws_transport, srv, NULL);
+    /*
+     * The tick runs on libwebsockets' scheduler in both loops. With libev
+     * that matters: libwebsockets 4.1 arms its libev timer only while
+     * something is scheduled, so without a recurring event of ours its own
+     * timeouts (the handshake timeout among them) would never fire.
+     */
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
     return srv;
 }
@@ -562,13 +641,6 @@ void es_server_on_reload(es_server *srv, int (*cb)(es_server *srv, void *ud), vo
     srv->reload_ud = ud;
 }
 
-void es_server_request_reload(es_server *srv)
-{
-    srv->reload = 1;
-    if (srv->ctx)
-        lws_cancel_service(srv->ctx);
-}
-
 void es_server_apply(es_server *srv, const es_config *cfg, es_hooks *hooks)
 {
     srv->cfg = cfg;
@@ -577,37 +649,51 @@ void es_server_apply(es_server *srv, const es_config *cfg, es_hooks *hooks)
 
 int es_server_run(es_server *srv)
 {
+    if (srv->use_ev) {
+        ev_signal *w[3] = {&srv->ev_sigint, &srv->ev_sigterm, &srv->ev_sighup};
+        int sig[3] = {SIGINT, SIGTERM, SIGHUP};
+        for (int i = 0; i < 3; i++) {
+            ev_signal_init(w[i], ev_on_signal, sig[i]);
+            w[i]->data = srv;
+            ev_signal_start(srv->loop, w[i]);
+        }
+        ev_run(srv->loop, 0);
+        for (int i = 0; i < 3; i++)
+            ev_signal_stop(srv->loop, w[i]);
+        return 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    signalled = srv;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     while (!srv->stop) {
         if (lws_service(srv->ctx, 0) < 0)
             return -1;
-        if (srv->reload) {
-            srv->reload = 0;
-            if (srv->reload_cb) {
-                if (srv->reload_cb(srv, srv->reload_ud) == 0)
-                    srv->reloads_ok++;
-                else
-                    srv->reloads_failed++;
-            }
-        }
+        if (srv->reload)
+            run_reload(srv);
     }
     return 0;
-}
-
-void es_server_stop(es_server *srv)
-{
-    srv->stop = 1;
-    if (srv->ctx)
-        lws_cancel_service(srv->ctx);
 }
 
 int es_server_drain(es_server *srv, double timeout)
 {
     srv->stopping = 1;
     es_core_shutdown(&srv->core);
-    double deadline = es_now() + timeout;
-    while (srv->core.sessions > 0 && es_now() < deadline)
-        if (lws_service(srv->ctx, 0) < 0)
-            break;
+    srv->drain_deadline = es_now() + timeout;
+    if (srv->use_ev) {
+        ev_timer_init(&srv->ev_drain, ev_on_drain, 0.0, 0.02);
+        srv->ev_drain.data = srv;
+        ev_timer_start(srv->loop, &srv->ev_drain);
+        ev_run(srv->loop, 0);
+        ev_timer_stop(srv->loop, &srv->ev_drain);
+    } else {
+        while (srv->core.sessions > 0 && es_now() < srv->drain_deadline)
+            if (lws_service(srv->ctx, 0) < 0)
+                break;
+    }
     return srv->core.sessions == 0 ? 0 : -1;
 }
 
@@ -619,6 +705,12 @@ void es_server_destroy(es_server *srv)
     /* Destroying the context closes every connection (CLOSED callbacks). */
     lws_context_destroy(srv->ctx);
     srv->ctx = NULL;
+    if (srv->use_ev) {
+        ev_run(srv->loop, EVRUN_NOWAIT); /* let libwebsockets' watchers wind down */
+        ev_loop_destroy(srv->loop);
+    }
+    if (signalled == srv)
+        signalled = NULL;
     es_core_free(&srv->core);
     free(srv);
 }

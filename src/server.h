@@ -16,19 +16,16 @@ typedef struct es_server es_server;
  * Returns NULL with a message in err on failure. */
 es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_override, char *err,
                             size_t errlen);
-/* Run until es_server_stop() is called (from a signal handler too). */
+/* Serve until SIGINT or SIGTERM; SIGHUP calls the reload callback (on the
+ * loop's thread). The server installs its own signal handling. */
 int es_server_run(es_server *srv);
-/* Async-signal-safe: ask the loop to stop. */
-void es_server_stop(es_server *srv);
 /* After the loop stopped: close every client with 1001 and keep serving
  * until all are gone or timeout seconds passed. 0 if all closed cleanly. */
 int es_server_drain(es_server *srv, double timeout);
 
-/* The loop calls cb (on its own thread) after es_server_request_reload();
- * cb returns 0 if the new config took effect, -1 if the old one stays. */
+/* On SIGHUP the loop calls cb (on its own thread); cb returns 0 if the new
+ * config took effect, -1 if the old one stays. */
 void es_server_on_reload(es_server *srv, int (*cb)(es_server *srv, void *ud), void *ud);
-/* Async-signal-safe: ask the loop to reload. */
-void es_server_request_reload(es_server *srv);
 /* Switch the running server to cfg and hooks (from the reload callback).
  * Listening address, port and ping interval keep their startup values. */
 void es_server_apply(es_server *srv, const es_config *cfg, es_hooks *hooks);

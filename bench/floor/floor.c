@@ -1,12 +1,14 @@
 /*
  * floor - the cheapest server on earshot's stack, for calibration: the same
- * libwebsockets event loop, a jansson parse of every frame, a reply only to
- * RequestPeerRefresh, and no state at all. Whatever earshot spends per
+ * libwebsockets on the same libev (epoll) loop, a jansson parse of every
+ * frame, a reply only to RequestPeerRefresh, and no state at all. Whatever earshot spends per
  * message above this floor is earshot's own cost; bench/run reports
  * earshot's figures as ratios to the floor measured in the same run.
  *
- *   floor [--port N]        (default 8081; listens on 127.0.0.1 only)
+ *   floor [--port N] [--poll]   (default 8081; listens on 127.0.0.1 only;
+ *                               --poll: libwebsockets' own poll() loop)
  */
+#include <ev.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 
 static volatile sig_atomic_t stop;
 static struct lws_context *ctx;
+static struct ev_loop *loop;
 
 typedef struct pss {
     int owed;                 /* replies queued */
@@ -99,14 +102,29 @@ static void on_signal(int sig)
     lws_cancel_service(ctx);
 }
 
+static void on_ev_signal(struct ev_loop *l, ev_signal *w, int revents)
+{
+    (void)w, (void)revents;
+    ev_break(l, EVBREAK_ALL);
+}
+
+/* libwebsockets arms its libev timer only while something is scheduled. */
+static lws_sorted_usec_list_t keep_armed;
+static void on_keep_armed(lws_sorted_usec_list_t *sul)
+{
+    lws_sul_schedule(ctx, 0, sul, on_keep_armed, 100 * LWS_US_PER_MS);
+}
+
 int main(int argc, char **argv)
 {
-    int port = 8081;
+    int port = 8081, use_poll = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--poll") == 0)
+            use_poll = 1;
         else {
-            fprintf(stderr, "usage: floor [--port N]\n");
+            fprintf(stderr, "usage: floor [--port N] [--poll]\n");
             return 2;
         }
     }
@@ -116,16 +134,36 @@ int main(int argc, char **argv)
     info.port = port;
     info.iface = "127.0.0.1";
     info.protocols = protocols;
+    void *foreign[1];
+    if (!use_poll) {
+        loop = ev_default_loop(EVFLAG_AUTO);
+        foreign[0] = loop;
+        info.foreign_loops = foreign;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+    }
     ctx = lws_create_context(&info);
     if (!ctx) {
         fprintf(stderr, "floor: cannot listen on 127.0.0.1:%d\n", port);
         return 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    fprintf(stderr, "floor listening on ws://127.0.0.1:%d/\n", port);
-    while (!stop && lws_service(ctx, 0) >= 0)
-        ;
+    fprintf(stderr, "floor listening on ws://127.0.0.1:%d/ (%s)\n", port, use_poll ? "poll" : "libev");
+    if (use_poll) {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        while (!stop && lws_service(ctx, 0) >= 0)
+            ;
+        lws_context_destroy(ctx);
+        return 0;
+    }
+    ev_signal sigint, sigterm;
+    ev_signal_init(&sigint, on_ev_signal, SIGINT);
+    ev_signal_init(&sigterm, on_ev_signal, SIGTERM);
+    ev_signal_start(loop, &sigint);
+    ev_signal_start(loop, &sigterm);
+    lws_sul_schedule(ctx, 0, &keep_armed, on_keep_armed, 100 * LWS_US_PER_MS);
+    ev_run(loop, 0);
+    lws_sul_schedule(ctx, 0, &keep_armed, NULL, LWS_SET_TIMER_USEC_CANCEL);
     lws_context_destroy(ctx);
+    ev_run(loop, EVRUN_NOWAIT);
     return 0;
 }
