@@ -124,13 +124,13 @@ def main():
         lat_rows.append((offered, pe[0], pe[1], pf[0], pf[1]))
         if ach and get(e, "check", "passed"):
             max_rate = max(max_rate, ach)
-        if rt is not None and offered and offered >= 25000:
+        if rt is not None and get(e, "check", "passed") and get(e, "bottleneck") != "server":
             best_ratio_10k = rt if best_ratio_10k is None else min(best_ratio_10k, rt)
     w("")
     half = [r for r in lat_rows if r[0] and r[2] is not None]
     p99_half = None
-    if half and max_rate:
-        near = min(half, key=lambda r: abs(r[0] - max_rate / 2))
+    if half:  # the target's "half that rate": 50,000 updates/s
+        near = min(half, key=lambda r: abs(r[0] - 50000))
         p99_half = (near[0], near[2])
 
     # ---- relays
@@ -160,7 +160,7 @@ def main():
 
     # ---- clients over sockets
     w("## Server CPU per message against the number of clients (sockets)\n")
-    w("5 updates per client per second, density 5, one map.\n")
+    w("20,000 updates per second in total, spread evenly over the clients; density 5, one map.\n")
     w("| clients | floor µs/msg | earshot µs/msg | ratio | earshot RSS/client bytes | check |")
     w("|---|---|---|---|---|---|")
     cpu_rows = []
@@ -245,10 +245,10 @@ def main():
     w("|---|---|---|")
     rows = [
         ("CPU per UpdatePosition ≤ 1.3× the floor's (10,000 clients, density 5)",
-         "best ratio %s" % fmt(best_ratio_10k), None if best_ratio_10k is None else best_ratio_10k <= 1.3),
+         "best ratio %s (runs the server kept up with)" % fmt(best_ratio_10k), None if best_ratio_10k is None else best_ratio_10k <= 1.3),
         ("≥ 100,000 UpdatePosition/s on one core", "%s updates/s (highest offered rate that passed the check)"
          % fmt(max_rate, 0), max_rate >= 100000 if max_rate else None),
-        ("probe p99 < 5 ms at half that rate",
+        ("probe p99 < 5 ms at 50,000 updates/s",
          "p99 %s ms at %s updates/s" % (fmt(p99_half[1], 3), fmt(p99_half[0], 0)) if p99_half else "n/a",
          None if not p99_half else p99_half[1] < 5),
         ("CPU per relay ≤ 1.3× the floor's", "ratio %s" % fmt(relay_ratio),

@@ -1,5 +1,6 @@
 #include "core.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -587,6 +588,12 @@ void es_core_closed(es_core *c, es_session *s)
     c->sessions--;
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
     session_free(s);
+#if defined(__GLIBC__)
+    /* The last connection gone: give the memory of the crowd back to the
+     * system, so that a quiet server's RSS returns to its baseline. */
+    if (c->sessions == 0)
+        malloc_trim(0);
+#endif
 }
 
 static void collect_registered(es_session *s, void *ud)
