@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,6 +67,15 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
     put(out, "earshot_rate_limited_total %llu\n", (unsigned long long)st->rate_limited);
     head(out, "earshot_matched_pairs", "gauge", "Pairs of clients matched now.");
     put(out, "earshot_matched_pairs %llu\n", (unsigned long long)c->matcher.pairs);
+#if defined(__GLIBC__)
+    /* What the allocator holds for live objects, as opposed to RSS, which
+     * also counts free heap the allocator keeps (fragmentation). */
+    struct mallinfo2 mi = mallinfo2();
+    head(out, "earshot_heap_in_use_bytes", "gauge", "Heap bytes in live allocations (glibc).");
+    put(out, "earshot_heap_in_use_bytes %zu\n", mi.uordblks + mi.hblkhd);
+    head(out, "earshot_heap_free_bytes", "gauge", "Heap bytes the allocator holds free (glibc).");
+    put(out, "earshot_heap_free_bytes %zu\n", mi.fordblks);
+#endif
     head(out, "earshot_grid_cells", "gauge", "Occupied cells of the spatial grid.");
     put(out, "earshot_grid_cells %u\n", es_grid_live_cells(&c->grid));
 
