@@ -18,6 +18,7 @@ import atexit
 import copy
 import ctypes
 import itertools
+import re
 import os
 import shutil
 import signal
@@ -381,3 +382,36 @@ class EarshotTestCase(unittest.TestCase):
         """A connection that is open but holds no client id."""
         self.refresh(ws)
         self.expect_error(ws, "Client must send UpdatePosition first.")
+
+
+# ----------------------------------------------------------------- metrics
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape_metrics(port):
+    """GET /metrics -> {(name, ((label, value), ...)): float}."""
+    status, _, body = http_get(HOST, port, "/metrics")
+    if status != 200:
+        raise AssertionError("GET /metrics answered %r: %r" % (status, body[:200]))
+    samples = {}
+    for line in body.decode("utf-8").split("\n"):
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            raise AssertionError("bad metrics line %r" % line)
+        name, labels, value = m.groups()
+        key = (name, tuple(sorted(_LABEL.findall(labels or ""))))
+        samples[key] = float(value)
+    return samples
+
+
+def wait_until(predicate, timeout=5.0, interval=0.05):
+    """Poll predicate() until it is true or `timeout` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)

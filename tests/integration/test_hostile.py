@@ -8,50 +8,18 @@ clients exactly as before (the harness's tearDown checks it is alive; each
 test checks the bystanders itself).
 """
 
-import re
 import socket
 import time
 import unittest
 
-from harness import HOST, OTHER_SOURCE, EarshotTestCase
-from wsclient import (OP_TEXT, ConnectionClosed, HandshakeError, NoMessage, encode_frame,
-                      http_get)
+from harness import HOST, OTHER_SOURCE, EarshotTestCase, scrape_metrics, wait_until
+from wsclient import OP_TEXT, ConnectionClosed, HandshakeError, NoMessage, encode_frame
 
 TOO_BIG = 1009
 ID_RULE = "must be 1 to 128 bytes of UTF-8 with no control characters"
 
 
 # ------------------------------------------------------------------ helpers
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def scrape_metrics(port):
-    """GET /metrics -> {(name, ((label, value), ...)): float}."""
-    status, _, body = http_get(HOST, port, "/metrics")
-    if status != 200:
-        raise AssertionError("GET /metrics answered %r: %r" % (status, body[:200]))
-    samples = {}
-    for line in body.decode("utf-8").split("\n"):
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            raise AssertionError("bad metrics line %r" % line)
-        name, labels, value = m.groups()
-        samples[(name, tuple(sorted(_LABEL.findall(labels or ""))))] = float(value)
-    return samples
-
-
-def wait_until(predicate, timeout=5.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
 def drain(ws, quiet=0.3, limit=1000):
     """Every message ws receives until it has been quiet for `quiet` seconds."""
     out = []

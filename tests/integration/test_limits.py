@@ -16,13 +16,12 @@ Metrics are compared as deltas of one scrape before and one after the action
 (tests of one class share a server), gauges as absolute values.
 """
 
-import re
 import socket
 import time
 import unittest
 
-from harness import HOST, OTHER_SOURCE, EarshotTestCase
-from wsclient import (OP_TEXT, ConnectionClosed, HandshakeError, NoMessage, http_get)
+from harness import HOST, OTHER_SOURCE, EarshotTestCase, scrape_metrics, wait_until
+from wsclient import (OP_TEXT, ConnectionClosed, HandshakeError, NoMessage)
 
 TOO_BIG = 1009
 POLICY = 1008
@@ -30,38 +29,6 @@ NORMAL = 1000
 
 
 # ------------------------------------------------------------------ helpers
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def scrape_metrics(port):
-    """GET /metrics -> {(name, ((label, value), ...)): float}."""
-    status, _, body = http_get(HOST, port, "/metrics")
-    if status != 200:
-        raise AssertionError("GET /metrics answered %r: %r" % (status, body[:200]))
-    samples = {}
-    for line in body.decode("utf-8").split("\n"):
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            raise AssertionError("bad metrics line %r" % line)
-        name, labels, value = m.groups()
-        key = (name, tuple(sorted(_LABEL.findall(labels or ""))))
-        samples[key] = float(value)
-    return samples
-
-
-def wait_until(predicate, timeout=5.0, interval=0.05):
-    """Poll predicate() until it is true or `timeout` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
 def sending(action):
     """Run a send that the server may cut short: once it has refused a message it
     may close the TCP connection while the rest is still on its way (EPIPE/RST on
