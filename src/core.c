@@ -569,6 +569,34 @@ void es_core_frame_too_large(es_core *c, es_session *s)
     flush(c);
 }
 
+/*
+ * The last connection is gone: drop the pools that kept the crowd's peak
+ * size (pair edges, grid cells, tables, scratch arrays). They are small
+ * objects scattered over the heap; left in place, each pins a page, and a
+ * quiet server's RSS would stay at its busiest.
+ */
+static void compact(es_core *c)
+{
+    es_matcher_release_pool(&c->matcher);
+    int64_t cell = c->grid.cell_size;
+    es_grid_free(&c->grid);
+    es_grid_init(&c->grid, cell);
+    es_registry_free(&c->registry);
+    es_registry_init(&c->registry);
+    free(c->addrs.slots);
+    c->addrs.cap = 64;
+    c->addrs.used = 0;
+    c->addrs.slots = es_xcalloc(c->addrs.cap, sizeof *c->addrs.slots);
+    free(c->doomed);
+    c->doomed = NULL;
+    c->ndoomed = c->doomed_cap = 0;
+    es_buf_free(&c->out);
+    es_buf_init(&c->out);
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
 void es_core_closed(es_core *c, es_session *s)
 {
     unregister(c, s, EARSHOT_LEAVE_CLOSED);
@@ -588,12 +616,8 @@ void es_core_closed(es_core *c, es_session *s)
     c->sessions--;
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
     session_free(s);
-#if defined(__GLIBC__)
-    /* The last connection gone: give the memory of the crowd back to the
-     * system, so that a quiet server's RSS returns to its baseline. */
     if (c->sessions == 0)
-        malloc_trim(0);
-#endif
+        compact(c);
 }
 
 static void collect_registered(es_session *s, void *ud)

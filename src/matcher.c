@@ -18,7 +18,7 @@ void es_matcher_init(es_matcher *m, es_grid *grid, es_match_fn match, es_pair_fn
     m->pairs = 0;
 }
 
-void es_matcher_free(es_matcher *m)
+void es_matcher_release_pool(es_matcher *m)
 {
     while (m->free_edges) {
         es_edge *e = m->free_edges;
@@ -27,7 +27,10 @@ void es_matcher_free(es_matcher *m)
     }
     free(m->dirty);
     m->dirty = NULL;
+    m->ndirty = m->dirty_cap = 0;
 }
+
+void es_matcher_free(es_matcher *m) { es_matcher_release_pool(m); }
 
 void es_matcher_mark_dirty(es_matcher *m, es_session *s)
 {

@@ -43,6 +43,9 @@ typedef struct es_matcher {
 
 void es_matcher_init(es_matcher *m, es_grid *grid, es_match_fn match, es_pair_fn pair, void *ud);
 void es_matcher_free(es_matcher *m);
+/* Free the pooled edges and the dirty list's memory. Only while no session
+ * owes a NearbyPeers (between messages). */
+void es_matcher_release_pool(es_matcher *m);
 
 /* s (in the grid, at its new position) moved, joined, or the policy for it
  * changed: re-evaluate all its pairs. Only candidates within the grid's
