@@ -283,6 +283,33 @@ class EarshotTestCase(unittest.TestCase):
             type(self)._failed = True
         return out
 
+    # ---- /metrics
+    def metrics(self):
+        return scrape_metrics(self.server.port)
+
+    @staticmethod
+    def value(samples, name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        if key not in samples:
+            raise AssertionError("metric %s%r not exposed by /metrics" % (name, labels))
+        return samples[key]
+
+    def assertDelta(self, before, after, name, expected, **labels):
+        got = self.value(after, name, **labels) - self.value(before, name, **labels)
+        self.assertEqual(got, expected, "change of %s%s" % (name, labels or ""))
+
+    def assertMetric(self, samples, name, expected, **labels):
+        self.assertEqual(self.value(samples, name, **labels), expected,
+                         "%s%s" % (name, labels or ""))
+
+    def wait_metric(self, name, expected, timeout=5.0, **labels):
+        """Wait until a gauge reaches `expected` (closes are processed asynchronously)."""
+        got = wait_until(lambda: self.value(self.metrics(), name, **labels) == expected, timeout)
+        if not got:
+            self.fail("%s%s did not reach %r within %.0f s (now %r)"
+                      % (name, labels or "", expected, timeout,
+                         self.value(self.metrics(), name, **labels)))
+
     def setUp(self):
         self._conns = []
         self._n = next(_ids)

@@ -12,7 +12,7 @@ import socket
 import time
 import unittest
 
-from harness import HOST, OTHER_SOURCE, EarshotTestCase, scrape_metrics, wait_until
+from harness import HOST, OTHER_SOURCE, EarshotTestCase, wait_until
 from wsclient import OP_TEXT, ConnectionClosed, HandshakeError, NoMessage, encode_frame
 
 TOO_BIG = 1009
@@ -54,20 +54,6 @@ def ice(target, text):
 
 
 class HostileTestCase(EarshotTestCase):
-
-    def metrics(self):
-        return scrape_metrics(self.server.port)
-
-    @staticmethod
-    def value(samples, name, **labels):
-        key = (name, tuple(sorted(labels.items())))
-        if key not in samples:
-            raise AssertionError("metric %s%r not exposed by /metrics" % (name, labels))
-        return samples[key]
-
-    def assertDelta(self, before, after, name, expected, **labels):
-        got = self.value(after, name, **labels) - self.value(before, name, **labels)
-        self.assertEqual(got, expected, "change of %s%s" % (name, labels or ""))
 
     def pair(self, m, x=0):
         """Two matched clients a, b on map m; returns (a, b, a_id, b_id)."""
