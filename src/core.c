@@ -212,6 +212,9 @@ static void send_out(es_core *c, es_session *s, es_out_type type)
     if (s->closing || s->doomed)
         return;
     c->stats.messages_out[type]++;
+    if (s->q.count == 0 && c->tx->send_now &&
+        c->tx->send_now(c->tctx, s, es_buf_data(&c->out), c->out.len))
+        return;
     if (es_sendq_push(&s->q, es_buf_data(&c->out), c->out.len, c->cfg->send_queue_bytes) != 0) {
         c->stats.sendq_overflows++;
         doom(c, s);
@@ -220,8 +223,26 @@ static void send_out(es_core *c, es_session *s, es_out_type type)
     c->tx->want_write(c->tctx, s);
 }
 
+static void send_peers(es_core *c, es_session *s);
+
+/*
+ * Before any other message to s: if s owes a NearbyPeers (held for the
+ * end-of-iteration flush when the core batches), send it now. Each client
+ * so sees its messages in the order of the events behind them; only
+ * NearbyPeers with nothing between them are merged.
+ */
+static void pay_owed_peers(es_core *c, es_session *s)
+{
+    if (s->dirty != ES_DIRTY_OWED)
+        return;
+    es_matcher_served(s);
+    if (s->registered && !s->closing)
+        send_peers(c, s);
+}
+
 static void send_error(es_core *c, es_session *s, es_error_kind kind, const char *text)
 {
+    pay_owed_peers(c, s);
     es_buf_reset(&c->out);
     es_protocol_write_error(&c->out, text);
     c->stats.errors[kind]++;
@@ -305,6 +326,16 @@ static void flush(es_core *c)
         }
     }
 }
+
+/* The end of a client message: flush now, or leave it to es_core_flush()
+ * when the server batches a loop iteration's messages. */
+static void settle(es_core *c)
+{
+    if (!c->batch)
+        flush(c);
+}
+
+void es_core_flush(es_core *c) { flush(c); }
 
 static int same_position(const earshot_position *a, const earshot_position *b)
 {
@@ -441,6 +472,7 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
             send_error(c, s, ES_ERR_RELAY_REFUSED, text);
         return;
     }
+    pay_owed_peers(c, t);
     es_buf_reset(&c->out);
     es_protocol_write_relay(&c->out, m->type, s->id, s->id_len, m->payload, m->payload_len);
     outcome[ES_RELAY_DELIVERED]++;
@@ -511,7 +543,7 @@ static void rate_limited(es_core *c, es_session *s)
     } else {
         send_error(c, s, ES_ERR_RATE_LIMITED, "rate limited");
     }
-    flush(c);
+    settle(c);
 }
 
 void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int binary)
@@ -524,7 +556,7 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
     }
     if (binary) {
         send_error(c, s, ES_ERR_BINARY, "Binary frames are not supported");
-        flush(c);
+        settle(c);
         return;
     }
     es_msg m;
@@ -532,7 +564,7 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
     if (es_protocol_parse(data, len, &m, err) != 0) {
         SLOG(EARSHOT_LOG_DEBUG, "protocol", s, "bad message: %s", err);
         send_error(c, s, ES_ERR_BAD_MESSAGE, err);
-        flush(c);
+        settle(c);
         return;
     }
     c->stats.messages_in[m.type]++;
@@ -556,7 +588,7 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
         break;
     }
     es_msg_release(&m);
-    flush(c);
+    settle(c);
 }
 
 void es_core_frame_too_large(es_core *c, es_session *s)
@@ -566,7 +598,7 @@ void es_core_frame_too_large(es_core *c, es_session *s)
     char text[96];
     snprintf(text, sizeof text, "Frame too large (limit %zu bytes)", c->cfg->max_frame_bytes);
     kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_FRAME_TOO_LARGE, text, ES_CLOSE_TOO_BIG);
-    flush(c);
+    settle(c);
 }
 
 /*

@@ -8,6 +8,11 @@
  * Every entry point handles one event completely and then flushes: each
  * client whose matched set changed gets exactly one NearbyPeers, and
  * clients whose send queue overflowed are dropped (and their peers told).
+ * A server with a hook at the end of each event-loop iteration may set
+ * `batch` and call es_core_flush() there instead: client messages then
+ * leave their NearbyPeers for that flush, so a client whose set changed
+ * several times in one iteration gets one NearbyPeers, and the
+ * notifications go out together. Relays and Error replies are not held.
  */
 #ifndef EARSHOT_CORE_H
 #define EARSHOT_CORE_H
@@ -45,6 +50,11 @@ typedef struct es_transport {
      * and the queue is drained: arrange for the server to write (and then
      * close). */
     void (*want_write)(void *tctx, es_session *s);
+    /* Optional. s has nothing queued: write payload[0..len) now if the
+     * connection takes it whole without waiting; ES_WIRE_HEADROOM bytes
+     * before payload are the transport's to use. 1 = written (the message is
+     * the transport's now), 0 = queue it and call want_write as usual. */
+    int (*send_now)(void *tctx, es_session *s, char *payload, size_t len);
 } es_transport;
 
 /* Server messages, for counting. */
@@ -128,6 +138,7 @@ typedef struct es_core {
     size_t sessions; /* open connections */
     es_session **doomed;
     size_t ndoomed, doomed_cap;
+    int batch; /* client messages leave the flush to es_core_flush() */
     es_core_stats stats;
 } es_core;
 
@@ -146,6 +157,10 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
 static inline void es_core_heard(es_core *c, es_session *s) { s->last_rx = c->now(); }
 /* The server wrote the ping s->ping_due asked for. */
 void es_core_ping_sent(es_core *c, es_session *s);
+
+/* Send the NearbyPeers owed and drop the clients that overflowed. Only
+ * needed when c->batch is set; every other entry point flushes itself. */
+void es_core_flush(es_core *c);
 
 /* s sent a frame larger than cfg->max_frame_bytes. */
 void es_core_frame_too_large(es_core *c, es_session *s);

@@ -34,9 +34,11 @@ void es_matcher_free(es_matcher *m) { es_matcher_release_pool(m); }
 
 void es_matcher_mark_dirty(es_matcher *m, es_session *s)
 {
-    if (s->dirty)
+    if (s->dirty != ES_DIRTY_NO) { /* listed already */
+        s->dirty = ES_DIRTY_OWED;
         return;
-    s->dirty = 1;
+    }
+    s->dirty = ES_DIRTY_OWED;
     if (m->ndirty == m->dirty_cap) {
         m->dirty_cap = m->dirty_cap ? m->dirty_cap * 2 : 64;
         m->dirty = es_xrealloc(m->dirty, m->dirty_cap * sizeof *m->dirty);
@@ -46,9 +48,15 @@ void es_matcher_mark_dirty(es_matcher *m, es_session *s)
 
 es_session **es_matcher_take_dirty(es_matcher *m, size_t *n)
 {
-    *n = m->ndirty;
-    for (size_t i = 0; i < m->ndirty; i++)
-        m->dirty[i]->dirty = 0;
+    /* Sessions served early stay listed until here: leave them out. */
+    size_t k = 0;
+    for (size_t i = 0; i < m->ndirty; i++) {
+        es_session *s = m->dirty[i];
+        if (s->dirty == ES_DIRTY_OWED)
+            m->dirty[k++] = s;
+        s->dirty = ES_DIRTY_NO;
+    }
+    *n = k;
     m->ndirty = 0;
     return m->dirty;
 }
@@ -174,8 +182,9 @@ void es_matcher_remove_all(es_matcher *m, es_session *s)
 {
     while (s->nedges > 0)
         unlink_pair(m, s->edges[s->nedges - 1]);
-    if (s->dirty) {
-        /* s is leaving: it is owed nothing. Keep it out of the dirty list. */
+    if (s->dirty != ES_DIRTY_NO) {
+        /* s is leaving, and may be freed before the next take: it is owed
+         * nothing, so take it out of the dirty list. */
         for (size_t i = 0; i < m->ndirty; i++) {
             if (m->dirty[i] == s) {
                 memmove(&m->dirty[i], &m->dirty[i + 1], (m->ndirty - i - 1) * sizeof *m->dirty);
@@ -183,7 +192,7 @@ void es_matcher_remove_all(es_matcher *m, es_session *s)
                 break;
             }
         }
-        s->dirty = 0;
+        s->dirty = ES_DIRTY_NO;
     }
 }
 

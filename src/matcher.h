@@ -56,8 +56,17 @@ void es_matcher_remove_all(es_matcher *m, es_session *s);
 
 /* Mark s as owing a NearbyPeers. */
 void es_matcher_mark_dirty(es_matcher *m, es_session *s);
-/* Sessions marked dirty since the last call, in marking order; the array is
- * valid until the next matcher call. Clears the marks. */
+/* s got its NearbyPeers ahead of the others (the caller had another message
+ * for it): clear its mark, so the next take leaves it out unless it is
+ * marked again. */
+static inline void es_matcher_served(es_session *s)
+{
+    if (s->dirty == ES_DIRTY_OWED)
+        s->dirty = ES_DIRTY_SERVED;
+}
+/* Sessions marked dirty since the last call and not served since, in
+ * marking order; the array is valid until the next matcher call. Clears
+ * the marks. */
 es_session **es_matcher_take_dirty(es_matcher *m, size_t *n);
 
 /* The peer of s on edge e. */

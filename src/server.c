@@ -47,6 +47,7 @@ struct es_server {
     struct ev_loop *loop;
     ev_timer ev_drain;
     ev_signal ev_sigint, ev_sigterm, ev_sighup;
+    ev_prepare ev_flush; /* end of each loop iteration: es_core_flush */
     double drain_deadline;
 };
 
@@ -56,6 +57,7 @@ typedef struct pss {
     char *rx;           /* a message arriving in several pieces */
     size_t rx_len, rx_cap;
     uint8_t rx_discard; /* the rest of an oversized message */
+    uint8_t tx_broken;  /* a direct write failed: close at the next chance */
     /* plain HTTP: the response body, written in pieces */
     char *body;
     size_t body_len, body_sent;
@@ -67,7 +69,31 @@ static void want_write(void *tctx, es_session *s)
     lws_callback_on_writable((struct lws *)s->conn);
 }
 
-static const es_transport lws_transport = {.want_write = want_write};
+/*
+ * Write a message the moment it is made when the connection has nothing
+ * waiting: no queue (the core checks), no ping owed, not closing, and no
+ * remainder of an earlier write held by libwebsockets. Going through the
+ * writeable callback instead costs two epoll_ctl calls and a loop iteration
+ * per message. A write the kernel only takes in part is still whole as far
+ * as the core is concerned: libwebsockets keeps the rest and sends it when
+ * the socket has room, before any writeable callback. A failed write marks
+ * the connection; its next writeable callback closes it.
+ */
+static int send_now(void *tctx, es_session *s, char *payload, size_t len)
+{
+    (void)tctx;
+    struct lws *wsi = s->conn;
+    pss *p = lws_wsi_user(wsi);
+    if (s->ping_due || s->closing || p->tx_broken || lws_partial_buffered(wsi))
+        return 0;
+    if (lws_write(wsi, (unsigned char *)payload, len, LWS_WRITE_TEXT) < (int)len) {
+        p->tx_broken = 1;
+        lws_callback_on_writable(wsi);
+    }
+    return 1;
+}
+
+static const es_transport lws_transport = {.want_write = want_write, .send_now = send_now};
 
 /* ---- join info: what the upgrade request said ------------------------- */
 
@@ -393,6 +419,8 @@ static int ws_writeable(struct lws *wsi, pss *p)
     es_session *s = p->s;
     if (!s)
         return 0;
+    if (p->tx_broken)
+        return -1;
     if (s->ping_due && !s->closing) {
         /* A payload, because libwebsockets 4.1 does not report empty pongs. */
         unsigned char ping[LWS_PRE + 4];
@@ -497,6 +525,15 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 }
 
 /* ---- the libev loop ------------------------------------------------------ */
+
+/* Runs once per loop iteration, after every ready socket was served and
+ * before the loop waits again: the iteration's NearbyPeers go out. */
+static void ev_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop, (void)revents;
+    es_server *srv = w->data;
+    es_core_flush(&srv->core);
+}
 
 static void run_reload(es_server *srv)
 {
@@ -622,6 +659,16 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     srv->port = lws_get_vhost_listen_port(srv->vhost);
     srv->start_wallclock = (double)time(NULL);
     es_core_init(&srv->core, cfg, hooks, &lws_transport, srv, NULL);
+    /* Client messages leave their NearbyPeers to the end of the loop
+     * iteration (ev_on_prepare, or after each lws_service): one per client
+     * per iteration, and written in one burst. */
+    srv->core.batch = 1;
+    if (srv->use_ev) {
+        ev_prepare_init(&srv->ev_flush, ev_on_prepare);
+        srv->ev_flush.data = srv;
+        ev_prepare_start(srv->loop, &srv->ev_flush);
+        ev_unref(srv->loop); /* it alone does not keep the loop running */
+    }
     /*
      * The tick runs on libwebsockets' scheduler in both loops. With libev
      * that matters: libwebsockets 4.1 arms its libev timer only while
@@ -672,6 +719,7 @@ int es_server_run(es_server *srv)
     while (!srv->stop) {
         if (lws_service(srv->ctx, 0) < 0)
             return -1;
+        es_core_flush(&srv->core);
         if (srv->reload)
             run_reload(srv);
     }
@@ -690,9 +738,11 @@ int es_server_drain(es_server *srv, double timeout)
         ev_run(srv->loop, 0);
         ev_timer_stop(srv->loop, &srv->ev_drain);
     } else {
-        while (srv->core.sessions > 0 && es_now() < srv->drain_deadline)
+        while (srv->core.sessions > 0 && es_now() < srv->drain_deadline) {
             if (lws_service(srv->ctx, 0) < 0)
                 break;
+            es_core_flush(&srv->core);
+        }
     }
     return srv->core.sessions == 0 ? 0 : -1;
 }
@@ -702,6 +752,11 @@ void es_server_destroy(es_server *srv)
     if (!srv)
         return;
     lws_sul_schedule(srv->ctx, 0, &srv->tick, NULL, LWS_SET_TIMER_USEC_CANCEL);
+    if (srv->use_ev) {
+        ev_ref(srv->loop);
+        ev_prepare_stop(srv->loop, &srv->ev_flush);
+    }
+    srv->core.batch = 0; /* from here each event flushes itself */
     /* Destroying the context closes every connection (CLOSED callbacks). */
     lws_context_destroy(srv->ctx);
     srv->ctx = NULL;

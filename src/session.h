@@ -25,6 +25,10 @@ typedef struct es_join_info {
 
 typedef struct es_edge es_edge;
 
+/* es_session.dirty: whether the session is in the matcher's dirty list and
+ * still owes a NearbyPeers. */
+enum { ES_DIRTY_NO = 0, ES_DIRTY_OWED = 1, ES_DIRTY_SERVED = 2 };
+
 typedef struct es_session {
     /*
      * The hot part first, in one cache line: what a position update reads
@@ -38,7 +42,7 @@ typedef struct es_session {
     uint32_t cell, slot;   /* where it is in the grid */
     uint8_t registered;
     uint8_t closing;       /* no more input is handled; closes once drained */
-    uint8_t dirty;         /* owes a NearbyPeers after the current message */
+    uint8_t dirty;         /* in the matcher's dirty list: ES_DIRTY_* */
     uint8_t doomed;        /* queued to be dropped after the current message */
 
     int close_code;

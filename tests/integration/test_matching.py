@@ -4,10 +4,12 @@ Lists are compared sorted (the server promises no order). Where the spec says a
 message is not sent, the tests check that nothing arrives.
 """
 
+import json
 import random
 import unittest
 
 from harness import EarshotTestCase, OMIT, make_hooks
+from wsclient import encode_frame
 
 I32_MAX = 2147483647
 I32_MIN = -2147483648
@@ -308,6 +310,35 @@ class MatchingTest(EarshotTestCase):
             self.expect_peers(c, [])
         self.expect_nothing(a, b, c)
 
+    # ------------------------------------------- several messages at once
+    @staticmethod
+    def frames(*objs):
+        """Several client frames as one write, so the server reads them together."""
+        return b"".join(encode_frame(0x1, json.dumps(o).encode()) for o in objs)
+
+    def test_messages_read_together_are_answered_in_order(self):
+        a = self.join(self.cid("a"), self.new_map(), 0, 0)
+        a_id = self.cid("a")
+        a.raw_send(self.frames({"type": "RequestPeerRefresh"},
+                               {"type": "SendOffer", "data": {"target_id": a_id, "offer": "x"}}))
+        self.expect_peers(a, [])
+        self.assertEqual(a.recv_json(), {"type": "Error", "data": "Cannot send to yourself"})
+        self.expect_nothing(a)
+
+    def test_changes_read_together_make_one_list(self):
+        """A peer's set changes twice within one read: it gets one list, the final one."""
+        m = self.new_map()
+        a_id, b_id = self.cid("a"), self.cid("b")
+        a = self.join(a_id, m, 0, 0)
+        b = self.join(b_id, m, 100, 0)
+        def upd(x):
+            return {"type": "UpdatePosition",
+                    "data": {"client_id": b_id, "map_id": m, "x": x, "y": 0}}
+        b.raw_send(self.frames(upd(5), upd(100), upd(10)))  # meets a, leaves, meets again
+        self.expect_peers(a, [b_id])
+        self.expect_peers(b, [a_id])
+        self.expect_nothing(a, b)
+
     def test_model_random_walk(self):
         """Random moves of 8 clients checked against a model of the spec's rules."""
         rng = random.Random(20240611)
@@ -402,6 +433,12 @@ class CustomRadiusTest(EarshotTestCase):
         self.expect_peers(c, [a_id])
         self.expect_peers(a, [b_id, c_id])
         self.expect_nothing(a, b, c)
+
+class PollLoopMatchingTest(MatchingTest):
+    """The same rules on libwebsockets' own poll() loop, which flushes the
+    notifications held for the end of an iteration after each lws_service()."""
+    config = {"server": {"event_loop": "poll"}}
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -30,6 +30,9 @@ typedef struct fx {
     es_session *ww_s[MAX_SESSIONS]; /* want_write calls per session */
     unsigned ww_n[MAX_SESSIONS];
     size_t nww;
+    int direct_ok;               /* send_now takes messages (else refuses) */
+    unsigned direct_calls;       /* send_now calls */
+    char direct_log[8192];       /* payloads send_now took, one per line */
     char err[2048];
 } fx;
 
@@ -48,6 +51,19 @@ static void want_write(void *tctx, es_session *s)
     assert_true(f->nww < MAX_SESSIONS);
     f->ww_s[f->nww] = s;
     f->ww_n[f->nww++] = 1;
+}
+
+/* A transport that writes at once when it can: takes the message (logging
+ * "id:payload") while f->direct_ok, else leaves it to the queue. */
+static int send_now(void *tctx, es_session *s, char *payload, size_t len)
+{
+    fx *f = tctx;
+    f->direct_calls++;
+    if (!f->direct_ok)
+        return 0;
+    size_t used = strlen(f->direct_log);
+    snprintf(f->direct_log + used, sizeof f->direct_log - used, "%s:%.*s\n", s->id, (int)len, payload);
+    return 1;
 }
 
 static unsigned want_writes(fx *f, const es_session *s)
@@ -797,6 +813,95 @@ TEST(t_relays_arrive_in_order)
     EXPECT(b, OFFER("a", "1"), ICE("a", "2"), ICE("a", "3"), ANSWER("a", "4"), ICE("a", "5"));
 }
 
+/* ---- batching and direct writes ---------------------------------------------- */
+
+TEST(t_batched_changes_merge_into_one_list)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 100, 0);
+    es_session *c = client_at(f, "c", 200, 0);
+    f->core.batch = 1;
+    upd(f, b, "b", 10, 0);  /* meets a */
+    upd(f, c, "c", 0, 10);  /* meets a and b */
+    upd(f, b, "b", 100, 0); /* leaves both */
+    EXPECT_NONE(a);         /* nothing until the flush */
+    EXPECT_NONE(b);
+    EXPECT_NONE(c);
+    es_core_flush(&f->core);
+    EXPECT(a, PEERS("c")); /* one message each, the state after all three */
+    EXPECT(b, NO_PEERS);
+    EXPECT(c, PEERS("a"));
+    es_core_flush(&f->core);
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+    EXPECT_NONE(c);
+}
+
+TEST(t_batched_list_goes_before_other_messages)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    es_session *c = client_at(f, "c", 100, 0);
+    f->core.batch = 1;
+    upd(f, c, "c", 0, 5);                                          /* a and b owe a list */
+    frame(f, b, relay_json("SendOffer", "offer", "a", "\"o\""));    /* a's list first */
+    frame(f, b, "{\"type\":\"RequestPeerRefresh\"}");               /* b owes a list again */
+    frame(f, b, relay_json("SendOffer", "offer", "b", "\"o\""));    /* the Error after it */
+    upd(f, c, "c", 0, 6);                                          /* no change: owes nothing */
+    EXPECT(a, PEERS("b", "c"), OFFER("b", "o"));
+    EXPECT(b, PEERS("a", "c"), ERR("Cannot send to yourself"));
+    EXPECT_NONE(c);
+    es_core_flush(&f->core);
+    EXPECT_NONE(a); /* served already */
+    EXPECT_NONE(b);
+    EXPECT(c, PEERS("a", "b"));
+}
+
+TEST(t_batched_client_closing_before_the_flush)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 100, 0);
+    es_session *c = client_at(f, "c", 0, 5);
+    f->core.batch = 1;
+    upd(f, b, "b", 5, 0); /* a, b and c owe lists */
+    close_session(f, b);  /* flushes first, then frees b */
+    EXPECT(a, PEERS("c"));
+    EXPECT(c, PEERS("a"));
+    es_core_flush(&f->core);
+    EXPECT_NONE(a);
+    EXPECT_NONE(c);
+}
+
+TEST(t_messages_written_directly_when_nothing_waits)
+{
+    F;
+    START(f);
+    f->tx.send_now = send_now;
+    f->direct_ok = 1;
+    es_session *a = client_at(f, "a", 0, 0);
+    EXPECT_NONE(a);
+    assert_string_equal(f->direct_log, "a:{\"type\":\"NearbyPeers\",\"data\":[]}\n");
+    /* the transport cannot take it: queued */
+    f->direct_ok = 0;
+    frame(f, a, "{\"type\":\"RequestPeerRefresh\"}");
+    assert_int_equal(f->direct_calls, 2);
+    /* it could now, but something waits: queued behind it, send_now not asked */
+    f->direct_ok = 1;
+    frame(f, a, relay_json("SendOffer", "offer", "a", "\"o\""));
+    assert_int_equal(f->direct_calls, 2);
+    EXPECT(a, NO_PEERS, ERR("Cannot send to yourself"));
+    frame(f, a, "{\"type\":\"RequestPeerRefresh\"}");
+    assert_int_equal(f->direct_calls, 3);
+    EXPECT_NONE(a);
+    assert_int_equal(f->core.stats.messages_out[ES_OUT_NEARBY_PEERS], 3);
+}
+
 TEST(t_relay_to_self)
 {
     F;
@@ -1285,6 +1390,10 @@ int main(void)
         T(t_relay_answer_and_ice),
         T(t_relay_payload_intact),
         T(t_relays_arrive_in_order),
+        T(t_batched_changes_merge_into_one_list),
+        T(t_batched_list_goes_before_other_messages),
+        T(t_batched_client_closing_before_the_flush),
+        T(t_messages_written_directly_when_nothing_waits),
         T(t_relay_to_self),
         T(t_relay_to_unknown_target),
         T(t_relay_guard_refuses_strangers),

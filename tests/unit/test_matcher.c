@@ -443,6 +443,41 @@ TEST(t_remove_all_drops_leaver_already_dirty)
     (void)c;
 }
 
+TEST(t_served_client_left_out_of_the_take)
+{
+    W;
+    es_session *a = join(w, "a", 0, 0);
+    es_session *b = join(w, "b", 300, 0);
+    es_session *c = join(w, "c", 600, 0);
+    take_dirty(w);
+    es_matcher_mark_dirty(&w->m, a);
+    es_matcher_mark_dirty(&w->m, b);
+    es_matcher_mark_dirty(&w->m, c);
+    es_matcher_served(a); /* sent its list early */
+    es_matcher_served(c);
+    es_matcher_mark_dirty(&w->m, c); /* owes one again: listed once */
+    assert_string_equal(take_dirty(w), "b,c");
+    assert_int_equal(a->dirty, ES_DIRTY_NO);
+    assert_int_equal(b->dirty, ES_DIRTY_NO);
+    assert_int_equal(c->dirty, ES_DIRTY_NO);
+    es_matcher_served(b); /* not listed: stays unlisted */
+    assert_int_equal(b->dirty, ES_DIRTY_NO);
+    assert_string_equal(take_dirty(w), "");
+}
+
+TEST(t_served_leaver_dropped_from_the_list)
+{
+    W;
+    es_session *a = join(w, "a", 0, 0);
+    join(w, "b", 5, 0);
+    take_dirty(w);
+    es_matcher_mark_dirty(&w->m, a);
+    es_matcher_served(a);
+    leave(w, a); /* may be freed before the take: must not be listed */
+    assert_int_equal(w->m.ndirty, 1);
+    assert_string_equal(take_dirty(w), "b");
+}
+
 TEST(t_remove_all_of_unmatched_client)
 {
     W;
@@ -706,6 +741,8 @@ int main(void)
         T(t_other_map_channel_or_game_never_match),
         T(t_map_change_parts_even_within_radius),
         T(t_is_matched),
+        T(t_served_client_left_out_of_the_take),
+        T(t_served_leaver_dropped_from_the_list),
         T(t_crowd_of_200),
         T(t_crowd_leaving_one_by_one),
         T(t_pair_events_balance),
