@@ -128,12 +128,21 @@ static inline void consider(es_matcher *m, es_session *s, es_session *c, uint64_
 
 #define BATCH 64
 
+/* Mark the first n peers of s as matched with the mover in this epoch. */
+static void mark_peers(es_session *s, uint32_t n, uint64_t epoch)
+{
+    for (uint32_t i = 0; i < n; i++)
+        es_edge_other(s->edges[i], s)->mark_matched = epoch;
+}
+
 void es_matcher_update(es_matcher *m, es_session *s)
 {
     uint64_t epoch = ++m->epoch;
     uint32_t before = s->nedges;
+    /* The current peers are marked before the first candidate is asked
+     * about; their edges load while the grid is looked up. */
     for (uint32_t i = 0; i < before; i++)
-        es_edge_other(s->edges[i], s)->mark_matched = epoch;
+        __builtin_prefetch(s->edges[i]);
 
     /*
      * Ask the policy only about candidates within the query radius (the
@@ -148,6 +157,7 @@ void es_matcher_update(es_matcher *m, es_session *s)
     es_session *near[BATCH];
     unsigned nnear = 0;
     unsigned ncells = es_grid_neighbourhood(m->grid, s, cells);
+    int marked = 0;
     for (unsigned k = 0; k < ncells; k++) {
         const es_grid_entry *e = cells[k]->members, *end = e + cells[k]->n;
         for (; e < end; e++) {
@@ -157,12 +167,16 @@ void es_matcher_update(es_matcher *m, es_session *s)
             __builtin_prefetch(e->s);
             near[nnear++] = e->s;
             if (nnear == BATCH) {
+                if (!marked)
+                    mark_peers(s, before, epoch), marked = 1;
                 for (unsigned i = 0; i < nnear; i++)
                     consider(m, s, near[i], epoch);
                 nnear = 0;
             }
         }
     }
+    if (!marked && nnear)
+        mark_peers(s, before, epoch);
     for (unsigned i = 0; i < nnear; i++)
         consider(m, s, near[i], epoch);
 
