@@ -39,6 +39,23 @@ def us_per_msg(r):
     return None if v is None else float(v)  # ms per 1000 messages = microseconds per message
 
 
+def msgs_per_s(r):
+    w = get(r, "window_s")
+    n = get(r, "server_msgs_in_window")
+    return None if not w or n is None else n / w
+
+
+def sends_per_msg(r):
+    """Messages the server wrote per message it received: lists, relays, Errors,
+    and one probe-marker Error per probe when the generator used markers."""
+    rx = get(r, "received_per_s", default={})
+    out = sum(float(rx.get(k, 0.0)) for k in ("nearby_peers", "relays", "errors", "pings"))
+    if get(r, "config", "probe_marker"):
+        out += float(get(r, "achieved_per_s", "probes", default=0.0))
+    m = msgs_per_s(r)
+    return None if not m else out / m
+
+
 def fmt(v, digits=2):
     if v is None:
         return "n/a"
@@ -133,30 +150,84 @@ def main():
         near = min(half, key=lambda r: abs(r[0] - 50000))
         p99_half = (near[0], near[2])
 
+    # ---- what sending costs
+    fs_runs = pick(runs, "updates", "floor-send")
+    sending_ratios = []
+    if fs_runs:
+        w("## What a sent message costs, and earshot against a floor that sends as much\n")
+        w("The floor sends nothing for an UpdatePosition; earshot must tell every client whose "
+          "set changed, and in this random walk that is about half a NearbyPeers per update. "
+          "The floor's second calibration point (`bench/floor --send-each`) writes, for every "
+          "message it receives, one message of the same size to a random other connection at "
+          "once, as earshot's notifications and relays mostly go to someone else. The "
+          "difference is what one more message sent costs the server here, kernel TCP included "
+          "(over loopback the server's CPU also carries the receiving side's TCP processing). "
+          "\"Floor with earshot's sends\" adds that cost once per message earshot wrote. This "
+          "is not one of the targets; it separates the cost of the notifications the protocol "
+          "requires from earshot's own work.\n")
+        w("| offered updates/s | floor µs/msg | floor sending 1 per msg µs/msg | one send µs | "
+          "earshot sends per msg | floor with earshot's sends µs/msg | earshot µs/msg | ratio |")
+        w("|---|---|---|---|---|---|---|---|")
+        for fs in fs_runs:
+            offered = get(fs, "offered_per_s", "updates", default=0.0)
+            f = next((r for r in pick(runs, "updates", "floor")
+                      if get(r, "offered_per_s", "updates") == offered), None)
+            e = next((r for r in pick(runs, "updates", "earshot")
+                      if get(r, "offered_per_s", "updates") == offered), None)
+            uf, ufs = us_per_msg(f) if f else None, us_per_msg(fs)
+            per_send = None
+            if uf is not None and ufs is not None and sends_per_msg(fs):
+                per_send = (ufs - uf) / sends_per_msg(fs)
+            se = sends_per_msg(e) if e else None
+            model = None if per_send is None or se is None else uf + se * per_send
+            ue = us_per_msg(e) if e else None
+            if ratio(ue, model) is not None:
+                sending_ratios.append(ratio(ue, model))
+            w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                fmt(offered, 0), fmt(uf), fmt(ufs), fmt(per_send), fmt(se), fmt(model), fmt(ue),
+                fmt(ratio(ue, model))))
+        w("")
+
     # ---- relays
     w("## Relays\n")
     w("10,000 clients, 2 SendOffer per client per second (20,000 relays/s) of 200 bytes to a "
       "random matched peer, 0.2 updates per client per second; earshot checks, stamps and "
-      "delivers them. The floor matches nobody, so it gets the same message rate as updates "
-      "(2.2 per client per second), parsed and dropped. One-way latency is from the sender's "
-      "send to the target's receive.\n")
+      "delivers them. The floor matches nobody, so the generator sends it the same relays to "
+      "random clients (`--relay-anyone`): the floor parses and drops them, the sending floor "
+      "also writes one message of the same size to another connection for each, as a relay "
+      "does. One-way latency is from the sender's send to the target's receive.\n")
     w("| server | messages/s | relays/s | µs/msg | relay p50 / p99 / max ms | check |")
     w("|---|---|---|---|---|---|")
-    relay_ratio = relay_p99 = None
+    relay_ratio = relay_p99 = relay_vs_sending = None
     rf = pick(runs, "relays", "floor")
+    rfs = pick(runs, "relays", "floor-send")
     re_ = pick(runs, "relays", "earshot")
-    for r in rf + re_:
+    rs = pick(runs, "relays-smooth", "earshot")
+    for r in rf + rfs + re_ + rs:
+        name = {"floor-send": "floor, sending 1 per msg"}.get(r["bench_server"], r["bench_server"])
+        name += ", 0.2 ms pacing" if r in rs else ""
         w("| %s | %s | %s | %s | %s / %s / %s | %s |" % (
-            r["bench_server"], fmt(get(r, "achieved_per_s", "total"), 0),
+            name, fmt(get(r, "achieved_per_s", "total"), 0),
             fmt(get(r, "achieved_per_s", "relays"), 0), fmt(us_per_msg(r)),
             fmt(get(r, "relay_latency_ms", "p50"), 3), fmt(get(r, "relay_latency_ms", "p99"), 3),
             fmt(get(r, "relay_latency_ms", "max"), 3),
-            "n/a" if r["bench_server"] == "floor" else ("pass" if get(r, "check", "passed") else "FAIL")))
+            "pass" if get(r, "check", "passed") else ("n/a" if r["bench_server"] != "earshot" else "FAIL")))
     if rf and re_:
         relay_ratio = ratio(us_per_msg(re_[0]), us_per_msg(rf[0]))
         relay_p99 = get(re_[0], "relay_latency_ms", "p99")
-        w("\nearshot / floor CPU per message with relays: **%s**.\n" % fmt(relay_ratio))
-    w("")
+        w("\nearshot / floor CPU per message with relays: **%s**." % fmt(relay_ratio))
+        if rfs:
+            relay_vs_sending = ratio(us_per_msg(re_[0]), us_per_msg(rfs[0]))
+            w(" earshot writes %s messages per message received here, the sending floor %s; "
+              "earshot / sending floor: **%s**." % (fmt(sends_per_msg(re_[0])),
+                                                   fmt(sends_per_msg(rfs[0])),
+                                                   fmt(relay_vs_sending)))
+        w("")
+    relay_p99_smooth = get(rs[0], "relay_latency_ms", "p99") if rs else None
+    w("The 0.2 ms row is the same load paced in 0.2 ms ticks instead of 1 ms: the generator's "
+      "1 ms ticks send each millisecond's 20 relays in one burst, which the server handles back "
+      "to back, so the last of a burst waits for the others. Independent clients do not line "
+      "up like that.\n")
 
     # ---- clients over sockets
     w("## Server CPU per message against the number of clients (sockets)\n")
@@ -239,22 +310,37 @@ def main():
 
     # ---- targets
     def verdict(ok):
+        if isinstance(ok, str):
+            return ok
         return "n/a" if ok is None else ("met" if ok else "missed")
+
+    def relay_p99_verdict():
+        if relay_p99 is None:
+            return None
+        if relay_p99 < 1:
+            return True
+        if relay_p99_smooth is not None and relay_p99_smooth < 1:
+            return "met with 0.2 ms pacing only"
+        return False
     w("## Targets\n")
     w("| target | measured | |")
     w("|---|---|---|")
     rows = [
         ("CPU per UpdatePosition ≤ 1.3× the floor's (10,000 clients, density 5)",
-         "best ratio %s (runs the server kept up with)" % fmt(best_ratio_10k), None if best_ratio_10k is None else best_ratio_10k <= 1.3),
+         "best ratio %s (runs the server kept up with); against the floor with earshot's sends %s"
+         % (fmt(best_ratio_10k), "/".join(fmt(x) for x in sending_ratios) or "n/a"), None if best_ratio_10k is None else best_ratio_10k <= 1.3),
         ("≥ 100,000 UpdatePosition/s on one core", "%s updates/s (highest offered rate that passed the check)"
          % fmt(max_rate, 0), max_rate >= 100000 if max_rate else None),
         ("probe p99 < 5 ms at 50,000 updates/s",
          "p99 %s ms at %s updates/s" % (fmt(p99_half[1], 3), fmt(p99_half[0], 0)) if p99_half else "n/a",
          None if not p99_half else p99_half[1] < 5),
-        ("CPU per relay ≤ 1.3× the floor's", "ratio %s" % fmt(relay_ratio),
+        ("CPU per relay ≤ 1.3× the floor's",
+         "ratio %s; against the sending floor %s" % (fmt(relay_ratio), fmt(relay_vs_sending)),
          None if relay_ratio is None else relay_ratio <= 1.3),
-        ("relay one-way p99 < 1 ms at 20,000/s", "p99 %s ms" % fmt(relay_p99, 3),
-         None if relay_p99 is None else relay_p99 < 1),
+        ("relay one-way p99 < 1 ms at 20,000/s",
+         "p99 %s ms with 1 ms pacing, %s ms with 0.2 ms pacing" % (fmt(relay_p99, 3),
+                                                                 fmt(relay_p99_smooth, 3)),
+         relay_p99_verdict()),
         ("≤ 2 KiB per client above the floor's RSS", "%s bytes" % fmt(mem_extra, 0),
          None if mem_extra is None else mem_extra <= 2048),
         ("in-process cost per update grows ≤ 1.5× from 1,000 to 1,000,000 clients",

@@ -5,28 +5,69 @@
  * message above this floor is earshot's own cost; bench/run reports
  * earshot's figures as ratios to the floor measured in the same run.
  *
- *   floor [--port N] [--poll]   (default 8081; listens on 127.0.0.1 only;
- *                               --poll: libwebsockets' own poll() loop)
+ *   floor [--port N] [--poll] [--send-each]
+ *       --port N      default 8081; listens on 127.0.0.1 only
+ *       --poll        libwebsockets' own poll() loop
+ *       --send-each   a second calibration point: for every other message,
+ *                     write a NearbyPeers padded to the same size to a
+ *                     random other connection at once (a direct lws_write,
+ *                     as earshot writes), as earshot's relays and most of
+ *                     its notifications go to someone else. The difference
+ *                     to the plain floor is what one more message sent
+ *                     costs the server, kernel TCP included.
  */
 #include <ev.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static volatile sig_atomic_t stop;
+static int send_each;
 static struct lws_context *ctx;
 static struct ev_loop *loop;
 
 typedef struct pss {
     int owed;                 /* replies queued */
+    size_t index;             /* in conns[] */
     char *rx;                 /* a message arriving in pieces */
     size_t rx_len, rx_cap;
 } pss;
 
 static const char reply[] = "{\"type\":\"NearbyPeers\",\"data\":[]}";
+static unsigned char fwd[LWS_PRE + 65536];
+
+/* An empty NearbyPeers of about len bytes, padded with a key clients ignore. */
+static size_t padded_peers(char *out, size_t len)
+{
+    static const char head[] = "{\"type\":\"NearbyPeers\",\"data\":[],\"pad\":\"";
+    size_t h = sizeof head - 1;
+    if (len > 65536)
+        len = 65536;
+    if (len < h + 2)
+        len = h + 2;
+    memcpy(out, head, h);
+    memset(out + h, 'x', len - h - 2);
+    memcpy(out + len - 2, "\"}", 2);
+    return len;
+}
+
+/* Every open connection, for --send-each to pick a target from. */
+static struct lws **conns;
+static size_t nconns, conns_cap;
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static struct lws *random_other(struct lws *self)
+{
+    if (nconns < 2)
+        return NULL;
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    struct lws *t = conns[rng % nconns];
+    return t == self ? conns[(rng + 1) % nconns] : t;
+}
 
 static void handle(pss *p, struct lws *wsi, const char *data, size_t len)
 {
@@ -38,6 +79,13 @@ static void handle(pss *p, struct lws *wsi, const char *data, size_t len)
     if (json_is_string(type) && strcmp(json_string_value(type), "RequestPeerRefresh") == 0) {
         p->owed++;
         lws_callback_on_writable(wsi);
+    } else if (send_each) {
+        struct lws *t = random_other(wsi);
+        pss *tp = t ? lws_wsi_user(t) : NULL;
+        if (t && !tp->owed && !lws_partial_buffered(t)) {
+            size_t n = padded_peers((char *)fwd + LWS_PRE, len);
+            lws_write(t, fwd + LWS_PRE, n, LWS_WRITE_TEXT);
+        }
     }
     json_decref(doc);
 }
@@ -49,6 +97,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
         memset(p, 0, sizeof *p);
+        if (nconns == conns_cap) {
+            conns_cap = conns_cap ? conns_cap * 2 : 1024;
+            struct lws **grown = realloc(conns, conns_cap * sizeof *conns);
+            if (!grown)
+                return -1;
+            conns = grown;
+        }
+        p->index = nconns;
+        conns[nconns++] = wsi;
         return 0;
     case LWS_CALLBACK_RECEIVE:
         if (lws_is_first_fragment(wsi))
@@ -84,6 +141,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLOSED:
         free(p->rx);
         p->rx = NULL;
+        if (p->index < nconns && conns[p->index] == wsi) {
+            conns[p->index] = conns[--nconns];
+            ((pss *)lws_wsi_user(conns[p->index]))->index = p->index;
+        }
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -123,8 +184,10 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--poll") == 0)
             use_poll = 1;
+        else if (strcmp(argv[i], "--send-each") == 0)
+            send_each = 1;
         else {
-            fprintf(stderr, "usage: floor [--port N] [--poll]\n");
+            fprintf(stderr, "usage: floor [--port N] [--poll] [--send-each]\n");
             return 2;
         }
     }

@@ -72,6 +72,7 @@ typedef struct {
     uint32_t relay_bytes;
     double probe_rate;
     int probe_marker;
+    int relay_anyone;
     int register_refresh;
     double connect_rate;
     uint32_t max_pending;
@@ -985,17 +986,22 @@ static void do_relay(void)
         if (i == UINT32_MAX)
             return;
         client *c = &G.cl[i];
-        if (!c->npeers)
-            continue;
-        uint32_t t = c->peers[rnd_below(c->npeers)];
+        uint32_t t;
+        if (G.o.relay_anyone) {
+            t = rnd_below(G.n);
+        } else {
+            if (!c->npeers)
+                continue;
+            t = c->peers[rnd_below(c->npeers)];
+        }
         if (t == UINT32_MAX || t == i || G.cl[t].state != C_READY)
             continue;
         if (pending_out(c) > OUT_LIMIT) {
             G.cnt.blocked++;
             return;
         }
-        pair *p = pair_slot(i, t, 1);
-        uint32_t seq = ++p->sent;
+        /* Relays to anyone are not accounted per pair: nobody checks them. */
+        uint32_t seq = G.o.relay_anyone ? 0 : ++pair_slot(i, t, 1)->sent;
         int n = snprintf(G.scratch, SCRATCH_BYTES,
                          "{\"type\":\"SendOffer\",\"data\":{\"target_id\":\"c%u\",\"offer\":\"", t);
         int p0 = n;
@@ -1467,12 +1473,12 @@ static int report(int interrupted)
         fprintf(f, "{\"schema\":%d,\"tool\":\"earshot-loadgen\",", LG_SCHEMA);
         fprintf(f, "\"config\":{\"host\":\"%s\",\"port\":%d,\"server_pid\":%d,\"clients\":%u,\"maps\":%u,"
                    "\"density\":%.4f,\"radius\":%d,\"leave_radius\":%d,\"map_side\":%d,\"update_rate\":%.4f,"
-                   "\"step\":%d,\"relay_rate\":%.4f,\"relay_bytes\":%u,\"probe_rate\":%.4f,\"probe_marker\":%s,\"register_refresh\":%s,\"connect_rate\":%.4f,"
+                   "\"step\":%d,\"relay_rate\":%.4f,\"relay_bytes\":%u,\"probe_rate\":%.4f,\"probe_marker\":%s,\"relay_anyone\":%s,\"register_refresh\":%s,\"connect_rate\":%.4f,"
                    "\"max_pending\":%u,\"clients_per_address\":%u,\"warmup\":%.3f,\"duration\":%.3f,"
                    "\"settle\":%.3f,\"seed\":%llu},",
                 G.o.host, G.o.port, G.o.server_pid, G.o.clients, G.o.maps, G.o.density, G.o.radius,
                 G.o.leave_radius, G.side_int, G.o.update_rate, G.o.step, G.o.relay_rate, G.o.relay_bytes,
-                G.o.probe_rate, G.o.probe_marker ? "true" : "false", G.o.register_refresh ? "true" : "false", G.o.connect_rate, G.o.max_pending, G.o.per_address, G.o.warmup, G.o.duration,
+                G.o.probe_rate, G.o.probe_marker ? "true" : "false", G.o.relay_anyone ? "true" : "false", G.o.register_refresh ? "true" : "false", G.o.connect_rate, G.o.max_pending, G.o.per_address, G.o.warmup, G.o.duration,
                 G.o.settle, (unsigned long long)G.o.seed);
         fprintf(f, "\"connect\":{\"registered\":%u,\"failed\":%u,\"seconds\":%.4f,\"per_s\":%.2f,", registered,
                 G.n_failed, connect_s, conn_rate);
@@ -1644,6 +1650,9 @@ static void usage(FILE *f)
         "                         reply is the last NearbyPeers before it (costs one extra message per probe,\n"
         "                         counted). Without it the first NearbyPeers after a probe is taken as its\n"
         "                         reply, which reads low when an unasked one was already on its way\n"
+        "  --relay-anyone         relay to a random connected client instead of a matched peer, without\n"
+        "                         per-pair accounting: the same relay traffic for a server that matches\n"
+        "                         nobody (bench/floor), to calibrate against\n"
         "  --tick-ms T            pacing timer period in milliseconds (default 1)\n"
         "  --seed N               random seed (default 1)\n"
         "\n"
@@ -1716,7 +1725,7 @@ static void parse_args(int argc, char **argv, opts *o)
 
     enum { O_HOST = 256, O_PORT, O_PATH, O_PID, O_JSON, O_CLIENTS, O_MAPS, O_DENSITY, O_RADIUS, O_LEAVE,
            O_PER_ADDR, O_CRATE, O_PENDING, O_CTIMEOUT, O_URATE, O_STEP, O_RRATE, O_RBYTES, O_PRATE,
-           O_PMARK, O_REGREF, O_TICK, O_SEED, O_WARMUP, O_DURATION, O_SETTLE, O_DRAIN, O_NOCHECK, O_MAXV };
+           O_PMARK, O_RANY, O_REGREF, O_TICK, O_SEED, O_WARMUP, O_DURATION, O_SETTLE, O_DRAIN, O_NOCHECK, O_MAXV };
     static const struct option lo[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
@@ -1738,6 +1747,7 @@ static void parse_args(int argc, char **argv, opts *o)
         {"relay-bytes", required_argument, 0, O_RBYTES},
         {"probe-rate", required_argument, 0, O_PRATE},
         {"probe-marker", no_argument, 0, O_PMARK},
+        {"relay-anyone", no_argument, 0, O_RANY},
         {"register-refresh", no_argument, 0, O_REGREF},
         {"tick-ms", required_argument, 0, O_TICK},
         {"seed", required_argument, 0, O_SEED},
@@ -1785,6 +1795,7 @@ static void parse_args(int argc, char **argv, opts *o)
         case O_RBYTES: o->relay_bytes = (uint32_t)num_arg(name, optarg, 0, MAX_RELAY_BYTES); break;
         case O_PRATE: o->probe_rate = num_arg(name, optarg, 0, 1e7); break;
         case O_PMARK: o->probe_marker = 1; break;
+        case O_RANY: o->relay_anyone = 1; break;
         case O_REGREF: o->register_refresh = 1; break;
         case O_TICK: o->tick_ms = num_arg(name, optarg, 0.05, 100); break;
         case O_SEED: o->seed = (uint64_t)num_arg(name, optarg, 0, 1e15); break;
