@@ -580,8 +580,11 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
         if (!s->registered) {
             send_error(c, s, ES_ERR_NOT_REGISTERED, "Client must send UpdatePosition first.");
         } else if (m.type == ES_MSG_REQUEST_PEER_REFRESH) {
+            /* A reply of its own, even when a list is owed too (batching
+             * merges owed lists, never replies): the owed one goes first. */
             touch(c, s);
-            es_matcher_mark_dirty(&c->matcher, s);
+            pay_owed_peers(c, s);
+            send_peers(c, s);
         } else {
             handle_relay(c, s, &m);
         }

@@ -325,6 +325,17 @@ class MatchingTest(EarshotTestCase):
         self.assertEqual(a.recv_json(), {"type": "Error", "data": "Cannot send to yourself"})
         self.expect_nothing(a)
 
+    def test_refreshes_read_together_each_get_a_reply(self):
+        m = self.new_map()
+        a_id, b_id = self.cid("a"), self.cid("b")
+        a = self.join(a_id, m, 0, 0)
+        self.join(b_id, m, 3, 0, expect=[a_id])
+        self.expect_peers(a, [b_id])
+        a.raw_send(self.frames(*[{"type": "RequestPeerRefresh"}] * 3))
+        for i in range(3):
+            self.expect_peers(a, [b_id], who="reply %d" % (i + 1))
+        self.expect_nothing(a)
+
     def test_changes_read_together_make_one_list(self):
         """A peer's set changes twice within one read: it gets one list, the final one."""
         m = self.new_map()

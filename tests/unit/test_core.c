@@ -849,16 +849,34 @@ TEST(t_batched_list_goes_before_other_messages)
     f->core.batch = 1;
     upd(f, c, "c", 0, 5);                                          /* a and b owe a list */
     frame(f, b, relay_json("SendOffer", "offer", "a", "\"o\""));    /* a's list first */
-    frame(f, b, "{\"type\":\"RequestPeerRefresh\"}");               /* b owes a list again */
-    frame(f, b, relay_json("SendOffer", "offer", "b", "\"o\""));    /* the Error after it */
+    frame(f, b, "{\"type\":\"RequestPeerRefresh\"}");               /* owed list, then reply */
+    frame(f, b, relay_json("SendOffer", "offer", "b", "\"o\""));    /* the Error after them */
     upd(f, c, "c", 0, 6);                                          /* no change: owes nothing */
     EXPECT(a, PEERS("b", "c"), OFFER("b", "o"));
-    EXPECT(b, PEERS("a", "c"), ERR("Cannot send to yourself"));
+    EXPECT(b, PEERS("a", "c"), PEERS("a", "c"), ERR("Cannot send to yourself"));
     EXPECT_NONE(c);
     es_core_flush(&f->core);
     EXPECT_NONE(a); /* served already */
     EXPECT_NONE(b);
     EXPECT(c, PEERS("a", "b"));
+}
+
+TEST(t_batched_refreshes_each_get_a_reply)
+{
+    F;
+    START(f);
+    es_session *a = client_at(f, "a", 0, 0);
+    es_session *b = client_at(f, "b", 5, 0);
+    f->core.batch = 1;
+    frame(f, a, "{\"type\":\"RequestPeerRefresh\"}");
+    frame(f, a, "{\"type\":\"RequestPeerRefresh\"}");
+    upd(f, a, "a", 0, 1); /* no change */
+    frame(f, a, "{\"type\":\"RequestPeerRefresh\"}");
+    EXPECT(a, PEERS("b"), PEERS("b"), PEERS("b"));
+    es_core_flush(&f->core);
+    EXPECT_NONE(a);
+    EXPECT_NONE(b);
+    assert_int_equal(f->core.stats.messages_in[ES_MSG_REQUEST_PEER_REFRESH], 3);
 }
 
 TEST(t_batched_client_closing_before_the_flush)
@@ -1392,6 +1410,7 @@ int main(void)
         T(t_relays_arrive_in_order),
         T(t_batched_changes_merge_into_one_list),
         T(t_batched_list_goes_before_other_messages),
+        T(t_batched_refreshes_each_get_a_reply),
         T(t_batched_client_closing_before_the_flush),
         T(t_messages_written_directly_when_nothing_waits),
         T(t_relay_to_self),
