@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "hooks.h"
+#include "jarena.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -123,6 +124,7 @@ int main(int argc, char **argv)
         {"check-config", no_argument, NULL, 'k'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
+    es_jarena_install(); /* before any jansson value exists */
     const char *config_path = NULL;
     int port = -1, check_only = 0, c;
     while ((c = getopt_long(argc, argv, "c:p:Vh", opts, NULL)) != -1) {
