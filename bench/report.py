@@ -202,10 +202,8 @@ def main():
     rf = pick(runs, "relays", "floor")
     rfs = pick(runs, "relays", "floor-send")
     re_ = pick(runs, "relays", "earshot")
-    rs = pick(runs, "relays-smooth", "earshot")
-    for r in rf + rfs + re_ + rs:
+    for r in rf + rfs + re_:
         name = {"floor-send": "floor, sending 1 per msg"}.get(r["bench_server"], r["bench_server"])
-        name += ", 0.2 ms pacing" if r in rs else ""
         w("| %s | %s | %s | %s | %s / %s / %s | %s |" % (
             name, fmt(get(r, "achieved_per_s", "total"), 0),
             fmt(get(r, "achieved_per_s", "relays"), 0), fmt(us_per_msg(r)),
@@ -215,19 +213,45 @@ def main():
     if rf and re_:
         relay_ratio = ratio(us_per_msg(re_[0]), us_per_msg(rf[0]))
         relay_p99 = get(re_[0], "relay_latency_ms", "p99")
-        w("\nearshot / floor CPU per message with relays: **%s**." % fmt(relay_ratio))
+        line = "\nearshot / floor CPU per message with relays: **%s**." % fmt(relay_ratio)
         if rfs:
             relay_vs_sending = ratio(us_per_msg(re_[0]), us_per_msg(rfs[0]))
-            w(" earshot writes %s messages per message received here, the sending floor %s; "
-              "earshot / sending floor: **%s**." % (fmt(sends_per_msg(re_[0])),
-                                                   fmt(sends_per_msg(rfs[0])),
-                                                   fmt(relay_vs_sending)))
+            line += (" earshot writes %s messages per message received here, the sending floor %s; "
+                     "earshot / sending floor: **%s**." % (fmt(sends_per_msg(re_[0])),
+                                                          fmt(sends_per_msg(rfs[0])),
+                                                          fmt(relay_vs_sending)))
+        w(line + "\n")
+    # ---- latency targets over repeated runs
+    def median(xs):
+        xs = sorted(x for x in xs if x is not None)
+        return None if not xs else (xs[len(xs) // 2] if len(xs) % 2 else
+                                    (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2)
+    upd50 = [r for r in pick(runs, "updates", "earshot")
+             if get(r, "offered_per_s", "updates") == 50000.0] + pick(runs, "latency-updates", "earshot")
+    rel = re_ + pick(runs, "latency-relays", "earshot")
+    probe_p99s = [get(r, "probe_latency_ms", "p99") for r in upd50]
+    relay_p99s = [get(r, "relay_latency_ms", "p99") for r in rel]
+    if len(upd50) > 1 or len(rel) > 1:
+        w("## Latency targets over repeated runs\n")
+        w("A p99 from one 10-second run moves by a factor of several between runs on this "
+          "machine (the floor's own probe p99 does too), so the two latency targets are judged "
+          "on the median of the runs above and the repeats with other seeds.\n")
+        w("| run | seed | probe p50 / p99 ms at 50,000 updates/s | check | relay p50 / p99 ms at 20,000/s | check |")
+        w("|---|---|---|---|---|---|")
+        for i in range(max(len(upd50), len(rel))):
+            u = upd50[i] if i < len(upd50) else None
+            r = rel[i] if i < len(rel) else None
+            w("| %d | %s | %s / %s | %s | %s / %s | %s |" % (
+                i + 1, get(u or r, "config", "seed", default="?"),
+                fmt(get(u, "probe_latency_ms", "p50"), 3), fmt(get(u, "probe_latency_ms", "p99"), 3),
+                ("pass" if get(u, "check", "passed") else "FAIL") if u else "n/a",
+                fmt(get(r, "relay_latency_ms", "p50"), 3), fmt(get(r, "relay_latency_ms", "p99"), 3),
+                ("pass" if get(r, "check", "passed") else "FAIL") if r else "n/a"))
+        w("| median | | p99 %s | | p99 %s | |" % (fmt(median(probe_p99s), 3), fmt(median(relay_p99s), 3)))
         w("")
-    relay_p99_smooth = get(rs[0], "relay_latency_ms", "p99") if rs else None
-    w("The 0.2 ms row is the same load paced in 0.2 ms ticks instead of 1 ms: the generator's "
-      "1 ms ticks send each millisecond's 20 relays in one burst, which the server handles back "
-      "to back, so the last of a burst waits for the others. Independent clients do not line "
-      "up like that.\n")
+    relay_p99 = median(relay_p99s)
+    if median(probe_p99s) is not None:
+        p99_half = (50000.0, median(probe_p99s))
 
     # ---- clients over sockets
     w("## Server CPU per message against the number of clients (sockets)\n")
@@ -314,14 +338,6 @@ def main():
             return ok
         return "n/a" if ok is None else ("met" if ok else "missed")
 
-    def relay_p99_verdict():
-        if relay_p99 is None:
-            return None
-        if relay_p99 < 1:
-            return True
-        if relay_p99_smooth is not None and relay_p99_smooth < 1:
-            return "met with 0.2 ms pacing only"
-        return False
     w("## Targets\n")
     w("| target | measured | |")
     w("|---|---|---|")
@@ -332,15 +348,17 @@ def main():
         ("≥ 100,000 UpdatePosition/s on one core", "%s updates/s (highest offered rate that passed the check)"
          % fmt(max_rate, 0), max_rate >= 100000 if max_rate else None),
         ("probe p99 < 5 ms at 50,000 updates/s",
-         "p99 %s ms at %s updates/s" % (fmt(p99_half[1], 3), fmt(p99_half[0], 0)) if p99_half else "n/a",
+         "p99 %s ms at %s updates/s (median of %d runs: %s)" % (
+             fmt(p99_half[1], 3), fmt(p99_half[0], 0), len(probe_p99s),
+             ", ".join(fmt(x, 2) for x in probe_p99s)) if p99_half else "n/a",
          None if not p99_half else p99_half[1] < 5),
         ("CPU per relay ≤ 1.3× the floor's",
          "ratio %s; against the sending floor %s" % (fmt(relay_ratio), fmt(relay_vs_sending)),
          None if relay_ratio is None else relay_ratio <= 1.3),
         ("relay one-way p99 < 1 ms at 20,000/s",
-         "p99 %s ms with 1 ms pacing, %s ms with 0.2 ms pacing" % (fmt(relay_p99, 3),
-                                                                 fmt(relay_p99_smooth, 3)),
-         relay_p99_verdict()),
+         "p99 %s ms (median of %d runs: %s)" % (fmt(relay_p99, 3), len(relay_p99s),
+                                                ", ".join(fmt(x, 2) for x in relay_p99s)),
+         None if relay_p99 is None else relay_p99 < 1),
         ("≤ 2 KiB per client above the floor's RSS", "%s bytes" % fmt(mem_extra, 0),
          None if mem_extra is None else mem_extra <= 2048),
         ("in-process cost per update grows ≤ 1.5× from 1,000 to 1,000,000 clients",
