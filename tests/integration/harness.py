@@ -29,7 +29,7 @@ import tempfile
 import time
 import unittest
 
-from wsclient import OMIT, WebSocket, http_get
+from wsclient import OMIT, ConnectionClosed, NoMessage, WebSocket, http_get
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -325,6 +325,22 @@ class EarshotTestCase(unittest.TestCase):
             self.fail("earshot is no longer running (exit %r); output:\n%s"
                       % (self.server.proc.returncode, self.server.output()[-5000:]))
 
+    def expect_close_code(self, ws, code, timeout=5.0, who="", peers_first=False):
+        """The next thing on ws is a close frame carrying `code` (with
+        peers_first, NearbyPeers may come before it: peers told first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = ws.recv_json(max(deadline - time.monotonic(), 0.01))
+            except ConnectionClosed as exc:
+                self.assertTrue(exc.clean, "%s: TCP ended without a close frame" % who)
+                self.assertEqual(exc.code, code, "%s: close code" % who)
+                return
+            except NoMessage:
+                self.fail("%s: no close frame within %.1f s" % (who, timeout))
+            if not peers_first or msg.get("type") != "NearbyPeers":
+                self.fail("%s: expected a close frame (%d), got %r" % (who, code, msg))
+
     # ---- ids and places
     def cid(self, name):
         """A client id unique to this test."""
@@ -442,3 +458,62 @@ def wait_until(predicate, timeout=5.0, interval=0.05):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+class ServerPerTestCase(EarshotTestCase):
+    """EarshotTestCase helpers with servers started by each test (start())
+    instead of one per class. After the test every server is stopped and its
+    output checked: no sanitizer report, and exit 0 on SIGTERM unless the
+    test killed it on purpose (server.killed)."""
+
+    server_class = EarshotServer
+
+    @classmethod
+    def setUpClass(cls):
+        cls._failed = False
+
+    @classmethod
+    def tearDownClass(cls):
+        pass
+
+    def setUp(self):
+        super().setUp()
+        self._servers = []
+        self.server = None
+
+    def start(self, config=None, hooks=None, **kw):
+        srv = self.server_class(config, hooks, **kw)
+        self._servers.append(srv)
+        srv.start()
+        self.server = srv
+        return srv
+
+    def tearDown(self):
+        for ws in self._conns:
+            try:
+                ws.close()
+            except Exception:
+                pass
+        problems = []
+        for srv in self._servers:
+            code = srv.stop()
+            out = srv.output()
+            bad = [m for m in SANITIZER_MARKERS if m in out]
+            if bad:
+                problems.append("sanitizer report (%s):\n%s" % (bad, out[-20000:]))
+            if code not in (0, -signal.SIGTERM, None) and not getattr(srv, "killed", False):
+                problems.append("earshot exited with %r; output:\n%s" % (code, out[-5000:]))
+        if problems:
+            self.fail("\n".join(problems))
+
+    def run(self, result=None):
+        before = (len(result.failures), len(result.errors)) if result is not None else None
+        try:
+            return super().run(result)
+        finally:
+            failed = result is not None and (len(result.failures), len(result.errors)) != before
+            for srv in self._servers:
+                if failed:
+                    sys.stderr.write("\n----- earshot output (%s) -----\n%s\n----- end -----\n"
+                                     % (self.id(), srv.output()[-20000:]))
+                srv.cleanup()

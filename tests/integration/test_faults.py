@@ -9,12 +9,11 @@ Every test runs its own earshot processes.
 import os
 import signal
 import subprocess
-import sys
 import time
 import unittest
 
 import harness
-from harness import HOST, EarshotServer, EarshotTestCase, earshot_bin, free_port, make_hooks
+from harness import HOST, EarshotServer, ServerPerTestCase, earshot_bin, free_port, make_hooks
 from wsclient import ConnectionClosed, HandshakeError, NoMessage, WebSocket, http_get
 
 
@@ -180,11 +179,13 @@ class FaultServer(EarshotServer):
         self.exit_code = self.proc.returncode
         self.proc = None
         self._log.close()
+        self.killed = True
 
     def restart_same_port(self):
         """Start again with the same config and port (no new port is picked)."""
         self.write_config()
         self._launch()
+        self.killed = False
         return self
 
 
@@ -211,29 +212,15 @@ def entry_line(config_text, name):
     raise AssertionError("no '{' before hook %s" % name)
 
 
-class FaultTestCase(EarshotTestCase):
-    """EarshotTestCase helpers with servers started by each test."""
+class FaultTestCase(ServerPerTestCase):
+    """ServerPerTestCase with FaultServer (kill, restart on the same port) and
+    clients that outlive one connection."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls._failed = False
-
-    @classmethod
-    def tearDownClass(cls):
-        pass
+    server_class = FaultServer
 
     def setUp(self):
         super().setUp()
-        self._servers = []
         self._clients = []
-        self.server = None
-
-    def start(self, config=None, hooks=None):
-        srv = FaultServer(config, hooks)
-        self._servers.append(srv)
-        srv.start()
-        self.server = srv
-        return srv
 
     def tearDown(self):
         for c in self._clients:
@@ -241,35 +228,7 @@ class FaultTestCase(EarshotTestCase):
                 c.close()
             except Exception:
                 pass
-        for ws in self._conns:
-            try:
-                ws.close()
-            except Exception:
-                pass
-        problems = []
-        for srv in self._servers:
-            running = srv.alive()
-            code = srv.stop()
-            out = srv.output()
-            bad = [m for m in harness.SANITIZER_MARKERS if m in out]
-            if bad:
-                problems.append("sanitizer report (%s):\n%s" % (bad, out[-20000:]))
-            if running and code not in (0, -signal.SIGTERM):
-                problems.append("earshot exited with %r on SIGTERM:\n%s" % (code, out[-5000:]))
-        if problems:
-            self.fail("\n".join(problems))
-
-    def run(self, result=None):
-        before = (len(result.failures), len(result.errors)) if result is not None else None
-        try:
-            return super().run(result)
-        finally:
-            failed = result is not None and (len(result.failures), len(result.errors)) != before
-            for srv in self._servers:
-                if failed:
-                    sys.stderr.write("\n----- earshot output (%s) -----\n%s\n----- end -----\n"
-                                     % (self.id(), srv.output()[-20000:]))
-                srv.cleanup()
+        super().tearDown()
 
     def metric(self, name, **labels):
         status, _, body = http_get(HOST, self.server.port, "/metrics")

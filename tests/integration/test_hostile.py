@@ -13,7 +13,7 @@ import time
 import unittest
 
 from harness import HOST, OTHER_SOURCE, EarshotTestCase, wait_until
-from wsclient import OP_TEXT, ConnectionClosed, HandshakeError, NoMessage, encode_frame
+from wsclient import OP_TEXT, HandshakeError, NoMessage, encode_frame
 
 TOO_BIG = 1009
 ID_RULE = "must be 1 to 128 bytes of UTF-8 with no control characters"
@@ -74,17 +74,6 @@ class HostileTestCase(EarshotTestCase):
         self.refresh(a)
         self.expect_peers(a, [b_id], who="a's refresh")
         self.expect_nothing(a, b)
-
-    def expect_close_code(self, ws, code, timeout=5.0, who=""):
-        try:
-            msg = ws.recv_json(timeout)
-        except ConnectionClosed as exc:
-            self.assertTrue(exc.clean, "%s: TCP ended without a close frame" % who)
-            self.assertEqual(exc.code, code, "%s: close code" % who)
-            return
-        except NoMessage:
-            self.fail("%s: no close frame within %.1f s" % (who, timeout))
-        self.fail("%s: expected a close frame (%d), got %r" % (who, code, msg))
 
 
 # ================================================================ identity

@@ -50,19 +50,7 @@ def padded_refresh(size):
 
 
 class LimitTestCase(EarshotTestCase):
-    """EarshotTestCase plus close-code helpers."""
-
-    def expect_close_code(self, ws, code, timeout=5.0, who=""):
-        """The next thing on ws is a close frame carrying `code`."""
-        try:
-            msg = ws.recv_json(timeout)
-        except ConnectionClosed as exc:
-            self.assertTrue(exc.clean, "%s: TCP ended without a close frame" % who)
-            self.assertEqual(exc.code, code, "%s: close code" % who)
-            return
-        except NoMessage:
-            self.fail("%s: no close frame within %.1f s" % (who, timeout))
-        self.fail("%s: expected a close frame (%d), got %r" % (who, code, msg))
+    """EarshotTestCase plus a helper for refused upgrades."""
 
     def refused(self, status, **conn):
         """connect() must be refused with HTTP `status` and no WebSocket."""

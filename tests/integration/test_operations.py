@@ -19,15 +19,14 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
 import harness
-from harness import (HOST, OTHER_SOURCE, EarshotServer, EarshotTestCase, earshot_bin, make_hooks,
+from harness import (HOST, OTHER_SOURCE, EarshotServer, ServerPerTestCase, earshot_bin, make_hooks,
                      render_config)
-from wsclient import ConnectionClosed, HandshakeError, NoMessage, WebSocket
+from wsclient import ConnectionClosed, HandshakeError, WebSocket
 
 SOURCE_DIR = os.path.abspath(os.environ.get("EARSHOT_SOURCE_DIR") or harness.REPO)
 SCRIPT_DIR = os.path.join(SOURCE_DIR, "lua")
@@ -263,59 +262,10 @@ class OpsServer(EarshotServer):
             f.write(text)
 
 
-class OpsTestCase(EarshotTestCase):
-    """EarshotTestCase helpers (connect, register, expect_peers, ...) with one
-    or more servers per test instead of one per class."""
+class OpsTestCase(ServerPerTestCase):
+    """ServerPerTestCase with OpsServer: stderr and stdout apart, and TLS."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls._failed = False
-
-    @classmethod
-    def tearDownClass(cls):
-        pass
-
-    def setUp(self):
-        super().setUp()
-        self._servers = []
-        self.server = None
-
-    def start(self, config=None, hooks=None, tls=False):
-        srv = OpsServer(config, hooks, tls=tls)
-        self._servers.append(srv)
-        srv.start()
-        self.server = srv
-        return srv
-
-    def tearDown(self):
-        for ws in self._conns:
-            try:
-                ws.close()
-            except Exception:
-                pass
-        problems = []
-        for srv in self._servers:
-            code = srv.stop()
-            out = srv.output()
-            bad = [m for m in harness.SANITIZER_MARKERS if m in out]
-            if bad:
-                problems.append("sanitizer report (%s):\n%s" % (bad, out[-20000:]))
-            if code not in (0, -signal.SIGTERM, None):
-                problems.append("earshot exited with %r; stderr:\n%s" % (code, out[-5000:]))
-        if problems:
-            self.fail("\n".join(problems))
-
-    def run(self, result=None):
-        before = (len(result.failures), len(result.errors)) if result is not None else None
-        try:
-            return super().run(result)
-        finally:
-            failed = result is not None and (len(result.failures), len(result.errors)) != before
-            for srv in self._servers:
-                if failed:
-                    sys.stderr.write("\n----- earshot stderr (%s) -----\n%s\n----- end -----\n"
-                                     % (self.id(), srv.output()[-20000:]))
-                srv.cleanup()
+    server_class = OpsServer
 
     # ---- helpers
     def scrape(self, srv=None, source_addr=None):
@@ -338,21 +288,6 @@ class OpsTestCase(EarshotTestCase):
                         "(now %r); stderr:\n%s"
                         % (result, count, self.metric("earshot_reloads_total", srv, result=result),
                            srv.output()[-3000:]))
-
-    def expect_close_code(self, ws, code, timeout=5.0, who=""):
-        """Skip NearbyPeers (peers may be told first), then the close frame must carry code."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                msg = ws.recv_json(max(deadline - time.monotonic(), 0.01))
-            except ConnectionClosed as exc:
-                self.assertTrue(exc.clean, "%s: TCP ended without a close frame" % who)
-                self.assertEqual(exc.code, code, "%s: close code" % who)
-                return
-            except NoMessage:
-                self.fail("%s: no close frame within %.1f s" % (who, timeout))
-            self.assertEqual(msg.get("type"), "NearbyPeers",
-                             "%s: expected a close frame, got %r" % (who, msg))
 
 
 def proximity_hooks(radius=20, leave_radius=25, map_range=None):
@@ -630,7 +565,7 @@ class ShutdownTest(OpsTestCase):
         conns = self._three()
         srv.signal(signal.SIGTERM)
         for ws, name in zip(conns, "abc"):
-            self.expect_close_code(ws, 1001, who=name)
+            self.expect_close_code(ws, 1001, who=name, peers_first=True)
         self.assertEqual(srv.wait_exit(10.0), 0, "exit code after SIGTERM (None: still running)")
 
     def test_sigint_exits_0(self):
@@ -638,7 +573,7 @@ class ShutdownTest(OpsTestCase):
         conns = self._three()
         srv.signal(signal.SIGINT)
         for ws, name in zip(conns, "abc"):
-            self.expect_close_code(ws, 1001, who=name)
+            self.expect_close_code(ws, 1001, who=name, peers_first=True)
         self.assertEqual(srv.wait_exit(10.0), 0, "exit code after SIGINT (None: still running)")
 
     def test_no_new_clients_while_draining(self):
@@ -660,8 +595,8 @@ class ShutdownTest(OpsTestCase):
         self.expect_peers(a, ["b", "c"], timeout=10.0, who="a refresh after the offers")
 
         srv.signal(signal.SIGTERM)
-        self.expect_close_code(a, 1001, who="a")
-        self.expect_close_code(b, 1001, who="b")
+        self.expect_close_code(a, 1001, who="a", peers_first=True)
+        self.expect_close_code(b, 1001, who="b", peers_first=True)
         if not srv.alive():
             self.skipTest("the drain ended before it could be observed")
         observed = []
