@@ -32,7 +32,7 @@ void es_jarena_free(void *p);
 /* Claim the arena for the calling thread (es_jarena_install does this). */
 void es_jarena_own(void);
 
-/* For tests and metrics: arena allocations not yet freed, and blocks held
+/* For tests: arena allocations not yet freed, and blocks held
  * (in use or kept as the one spare). */
 size_t es_jarena_live(void);
 size_t es_jarena_blocks(void);
