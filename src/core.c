@@ -58,6 +58,7 @@ void es_core_init(es_core *c, const es_config *cfg, es_hooks *hooks, const es_tr
     es_matcher_init(&c->matcher, &c->grid, match_via_hooks,
                     hooks->chain_len[ES_HOOK_PAIR] ? pair_via_hooks : NULL, c);
     es_buf_init(&c->out);
+    es_buf_init(&c->peers);
     c->next_refresh = c->now() + cfg->refresh_interval;
     c->last_sweep = c->now();
     c->addrs.cap = 64;
@@ -96,6 +97,7 @@ void es_core_free(es_core *c)
     es_grid_free(&c->grid);
     es_registry_free(&c->registry);
     es_buf_free(&c->out);
+    es_buf_free(&c->peers);
     free(c->doomed);
     free(c->addrs.slots);
     memset(c, 0, sizeof *c);
@@ -206,16 +208,26 @@ static void doom(es_core *c, es_session *s)
     c->doomed[c->ndoomed++] = s;
 }
 
-/* Queue c->out for s. A client whose queue is full is doomed, not fed. */
-static void send_out(es_core *c, es_session *s, es_out_type type)
+static void send_peers(es_core *c, es_session *s);
+
+/*
+ * Queue the message in b for s. A client whose queue is full is doomed, not
+ * fed. A client owed a NearbyPeers (held for the end-of-pass flush when the
+ * core batches) gets it before any other message, a refresh reply
+ * included, so each client sees its messages in the order of the events
+ * behind them; only owed lists with nothing between them are merged.
+ */
+static void send_out(es_core *c, es_session *s, es_out_type type, const es_buf *b)
 {
     if (s->closing || s->doomed)
         return;
+    if (b != &c->peers && s->dirty == ES_DIRTY_OWED && s->registered)
+        send_peers(c, s); /* the owed list itself is built in c->peers */
     c->stats.messages_out[type]++;
     if (s->q.count == 0 && c->tx->send_now &&
-        c->tx->send_now(c->tctx, s, es_buf_data(&c->out), c->out.len))
+        c->tx->send_now(c->tctx, s, es_buf_data(b), b->len))
         return;
-    if (es_sendq_push(&s->q, es_buf_data(&c->out), c->out.len, c->cfg->send_queue_bytes) != 0) {
+    if (es_sendq_push(&s->q, es_buf_data(b), b->len, c->cfg->send_queue_bytes) != 0) {
         c->stats.sendq_overflows++;
         doom(c, s);
         return;
@@ -223,42 +235,31 @@ static void send_out(es_core *c, es_session *s, es_out_type type)
     c->tx->want_write(c->tctx, s);
 }
 
-static void send_peers(es_core *c, es_session *s);
-
-/*
- * Before any other message to s: if s owes a NearbyPeers (held for the
- * end-of-iteration flush when the core batches), send it now. Each client
- * so sees its messages in the order of the events behind them; only
- * NearbyPeers with nothing between them are merged.
- */
-static void pay_owed_peers(es_core *c, es_session *s)
-{
-    if (s->dirty != ES_DIRTY_OWED)
-        return;
-    es_matcher_served(s);
-    if (s->registered && !s->closing)
-        send_peers(c, s);
-}
-
 static void send_error(es_core *c, es_session *s, es_error_kind kind, const char *text)
 {
-    pay_owed_peers(c, s);
     es_buf_reset(&c->out);
     es_protocol_write_error(&c->out, text);
     c->stats.errors[kind]++;
-    send_out(c, s, ES_OUT_ERROR);
+    send_out(c, s, ES_OUT_ERROR, &c->out);
 }
 
-static void send_peers(es_core *c, es_session *s)
+static void build_peers(es_buf *b, const es_session *s)
 {
-    es_buf_reset(&c->out);
-    es_protocol_write_peers_begin(&c->out);
+    es_buf_reset(b);
+    es_protocol_write_peers_begin(b);
     for (uint32_t i = 0; i < s->nedges; i++) {
         const es_session *o = es_edge_other(s->edges[i], s);
-        es_protocol_write_peers_add(&c->out, o->id, o->id_len, i == 0);
+        es_protocol_write_peers_add(b, o->id, o->id_len, i == 0);
     }
-    es_protocol_write_peers_end(&c->out);
-    send_out(c, s, ES_OUT_NEARBY_PEERS);
+    es_protocol_write_peers_end(b);
+}
+
+/* s's current list: whatever s was owed is paid by it. */
+static void send_peers(es_core *c, es_session *s)
+{
+    es_matcher_served(s);
+    build_peers(&c->peers, s);
+    send_out(c, s, ES_OUT_NEARBY_PEERS, &c->peers);
 }
 
 /* Stop reading s; close it with code once its queue is drained. */
@@ -472,11 +473,10 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
             send_error(c, s, ES_ERR_RELAY_REFUSED, text);
         return;
     }
-    pay_owed_peers(c, t);
     es_buf_reset(&c->out);
     es_protocol_write_relay(&c->out, m->type, s->id, s->id_len, m->payload, m->payload_len);
     outcome[ES_RELAY_DELIVERED]++;
-    send_out(c, t, (es_out_type)(ES_OUT_RECEIVE_OFFER + kind));
+    send_out(c, t, (es_out_type)(ES_OUT_RECEIVE_OFFER + kind), &c->out);
 }
 
 /* ---- entry points ------------------------------------------------------- */
@@ -580,11 +580,12 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
         if (!s->registered) {
             send_error(c, s, ES_ERR_NOT_REGISTERED, "Client must send UpdatePosition first.");
         } else if (m.type == ES_MSG_REQUEST_PEER_REFRESH) {
-            /* A reply of its own, even when a list is owed too (batching
-             * merges owed lists, never replies): the owed one goes first. */
+            /* A reply of its own, built apart from owed lists, so that
+             * send_out sends any list owed before it (replies are never
+             * merged). */
             touch(c, s);
-            pay_owed_peers(c, s);
-            send_peers(c, s);
+            build_peers(&c->out, s);
+            send_out(c, s, ES_OUT_NEARBY_PEERS, &c->out);
         } else {
             handle_relay(c, s, &m);
         }
@@ -627,6 +628,8 @@ static void compact(es_core *c)
     c->ndoomed = c->doomed_cap = 0;
     es_buf_free(&c->out);
     es_buf_init(&c->out);
+    es_buf_free(&c->peers);
+    es_buf_init(&c->peers);
 #if defined(__GLIBC__)
     malloc_trim(0);
 #endif

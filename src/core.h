@@ -126,7 +126,8 @@ typedef struct es_core {
     void *tctx;
     double (*now)(void);
 
-    es_buf out; /* scratch: the message being built */
+    es_buf out;   /* scratch: the message being built */
+    es_buf peers; /* scratch: a NearbyPeers sent as owed (apart from out) */
     es_dlist all;  /* every open connection */
     es_dlist idle; /* by last activity, oldest first */
     es_dlist pend; /* not registered yet, by connect time, oldest first */
