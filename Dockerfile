@@ -11,7 +11,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev \
+      libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev libssl-dev uthash-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
