@@ -10,9 +10,6 @@
 #include "lua_host.h"
 #include "util.h"
 
-/* The smallest descriptor any ABI version 1 plugin can have: up to on_pair. */
-#define ES_PLUGIN_MIN_SIZE (offsetof(earshot_plugin, on_pair) + sizeof(void (*)(void)))
-
 struct es_settings_value {
     int64_t i;
     double d;
@@ -201,11 +198,11 @@ static int link_open_plugin(const es_config *cfg, const es_hook_entry *e, es_lin
                  where, e->name, e->path, d->api_version, EARSHOT_PLUGIN_API_VERSION);
         return -1;
     }
-    if (d->struct_size < ES_PLUGIN_MIN_SIZE) {
+    if (d->struct_size < EARSHOT_PLUGIN_MIN_SIZE) {
         snprintf(err, errlen,
                  "%splugin '%s' (%s) has a descriptor of %u bytes, at least %zu expected: "
                  "rebuild it against this earshot's earshot/plugin.h",
-                 where, e->name, e->path, d->struct_size, (size_t)ES_PLUGIN_MIN_SIZE);
+                 where, e->name, e->path, d->struct_size, (size_t)EARSHOT_PLUGIN_MIN_SIZE);
         return -1;
     }
     link->desc = d;
@@ -240,19 +237,21 @@ static void link_close(es_link *link)
     memset(link, 0, sizeof *link);
 }
 
-/* Does this link implement hook id? */
+/*
+ * Does this link implement hook id? A descriptor built against an older
+ * header is smaller than earshot_plugin: a hook whose pointer does not lie
+ * wholly within its struct_size is absent, and whatever follows the
+ * descriptor in the plugin's memory is never read.
+ */
 static int implements(const es_link *l, es_hook_id id)
 {
-    const earshot_plugin *d = l->desc;
-    switch (id) {
-    case ES_HOOK_JOIN: return d->on_join != NULL;
-    case ES_HOOK_POSITION: return d->on_position != NULL;
-    case ES_HOOK_MATCH: return d->match_filter != NULL;
-    case ES_HOOK_RELAY: return d->on_relay != NULL;
-    case ES_HOOK_LEAVE: return d->on_leave != NULL;
-    case ES_HOOK_PAIR: return d->on_pair != NULL;
-    default: return 0;
-    }
+    typedef void (*any_fn)(void); /* every hook pointer has this size and representation */
+    size_t offset = es_hook_table[id].plugin_offset;
+    if (offset + sizeof(any_fn) > l->desc->struct_size)
+        return 0;
+    any_fn fn;
+    memcpy(&fn, (const char *)l->desc + offset, sizeof fn);
+    return fn != NULL;
 }
 
 int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
@@ -274,6 +273,7 @@ int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
             .setting_bool = host_setting_bool,
             .setting_string = host_setting_string,
             .host_data = link,
+            .hash = es_hash_bytes,
         };
         int rc = e->kind == ES_HOOK_LUA ? es_lua_open(e, link, err, errlen)
                                         : link_open_plugin(cfg, e, link, err, errlen);
@@ -308,52 +308,76 @@ void es_hooks_unload(es_hooks *h)
 
 /* ---- running ------------------------------------------------------------ */
 
-/* Run `call` as one counted, timed call of link l. */
-#define LINK_CALL(l, call)                    \
-    do {                                      \
-        double t0_ = es_now();                \
-        (l)->calls++;                         \
-        call;                                 \
-        (l)->seconds += es_now() - t0_;       \
-    } while (0)
+/* The arguments of one hook call; each hook reads the fields it takes. */
+typedef struct hook_args {
+    const earshot_join *join;
+    const earshot_client *a, *b;
+    earshot_position *pos;
+    const earshot_relay *relay;
+    int matched;
+    earshot_leave_reason why;
+} hook_args;
 
-static void set_reason(char *out, const char *link_reason, const char *fallback)
+/* Call hook id of link l; a notification answers PASS. */
+static earshot_verdict call_link(const es_link *l, es_hook_id id, const hook_args *x,
+                                 const char **reason)
 {
-    snprintf(out, ES_ERROR_MAX, "%s", link_reason && *link_reason ? link_reason : fallback);
+    const earshot_plugin *d = l->desc;
+    switch (id) {
+    case ES_HOOK_JOIN: return d->on_join(l->state, x->join, reason);
+    case ES_HOOK_POSITION: return d->on_position(l->state, x->a, x->pos, reason);
+    case ES_HOOK_MATCH: return d->match_filter(l->state, x->a, x->b, x->matched);
+    case ES_HOOK_RELAY: return d->on_relay(l->state, x->relay, reason);
+    case ES_HOOK_LEAVE: d->on_leave(l->state, x->a, x->why); break;
+    case ES_HOOK_PAIR: d->on_pair(l->state, x->a, x->b, x->matched); break;
+    default: break;
+    }
+    return EARSHOT_PASS;
+}
+
+/*
+ * Walk the chain of hook id, counting and timing every call: the first
+ * ALLOW or DENY decides and ends it (a notification's links all pass, so
+ * every one is called). Returns the deciding verdict, or PASS; on a DENY,
+ * *reason is the link's reason (may be NULL), valid until the next call.
+ */
+static earshot_verdict run_chain(es_hooks *h, es_hook_id id, const hook_args *x,
+                                 const char **reason)
+{
+    for (size_t i = 0; i < h->chain_len[id]; i++) {
+        es_link *l = h->chain[id][i];
+        *reason = NULL;
+        double t0 = es_now();
+        l->calls++;
+        earshot_verdict v = call_link(l, id, x, reason);
+        l->seconds += es_now() - t0;
+        if (v != EARSHOT_PASS)
+            return v;
+    }
+    return EARSHOT_PASS;
+}
+
+/* Run a verdict chain whose default is allow: 1 allowed, 0 denied with the
+ * client-facing text in out (the link's reason, or fallback). */
+static int run_allow_chain(es_hooks *h, es_hook_id id, const hook_args *x, char *out,
+                           const char *fallback)
+{
+    const char *why;
+    if (run_chain(h, id, x, &why) != EARSHOT_DENY)
+        return 1;
+    snprintf(out, ES_ERROR_MAX, "%s", why && *why ? why : fallback);
+    return 0;
 }
 
 int es_hooks_join(es_hooks *h, const earshot_join *j, char *reason)
 {
-    for (size_t i = 0; i < h->chain_len[ES_HOOK_JOIN]; i++) {
-        es_link *l = h->chain[ES_HOOK_JOIN][i];
-        const char *why = NULL;
-        earshot_verdict v;
-        LINK_CALL(l, v = l->desc->on_join(l->state, j, &why));
-        if (v == EARSHOT_DENY) {
-            set_reason(reason, why, "join refused");
-            return 0;
-        }
-        if (v == EARSHOT_ALLOW)
-            return 1;
-    }
-    return 1;
+    return run_allow_chain(h, ES_HOOK_JOIN, &(hook_args){.join = j}, reason, "join refused");
 }
 
 int es_hooks_position(es_hooks *h, const earshot_client *c, earshot_position *pos, char *reason)
 {
-    for (size_t i = 0; i < h->chain_len[ES_HOOK_POSITION]; i++) {
-        es_link *l = h->chain[ES_HOOK_POSITION][i];
-        const char *why = NULL;
-        earshot_verdict v;
-        LINK_CALL(l, v = l->desc->on_position(l->state, c, pos, &why));
-        if (v == EARSHOT_DENY) {
-            set_reason(reason, why, "position refused");
-            return 0;
-        }
-        if (v == EARSHOT_ALLOW)
-            return 1;
-    }
-    return 1;
+    return run_allow_chain(h, ES_HOOK_POSITION, &(hook_args){.a = c, .pos = pos}, reason,
+                           "position refused");
 }
 
 int es_hooks_match(es_hooks *h, const earshot_client *a, const earshot_client *b, int matched)
@@ -378,36 +402,25 @@ int es_hooks_match(es_hooks *h, const earshot_client *a, const earshot_client *b
 
 int es_hooks_relay(es_hooks *h, const earshot_relay *r, char *reason)
 {
-    for (size_t i = 0; i < h->chain_len[ES_HOOK_RELAY]; i++) {
-        es_link *l = h->chain[ES_HOOK_RELAY][i];
-        const char *why = NULL;
-        earshot_verdict v;
-        LINK_CALL(l, v = l->desc->on_relay(l->state, r, &why));
-        if (v == EARSHOT_DENY) {
-            char fallback[ES_ERROR_MAX];
-            es_protocol_format_echo(fallback, sizeof fallback, "relay to ", r->target->client_id,
-                                    strlen(r->target->client_id), ES_ID_MAX, " not allowed");
-            set_reason(reason, why, fallback);
-            return 0;
-        }
-        if (v == EARSHOT_ALLOW)
-            return 1;
-    }
-    return 1;
+    const char *why;
+    if (run_chain(h, ES_HOOK_RELAY, &(hook_args){.relay = r}, &why) != EARSHOT_DENY)
+        return 1;
+    if (why && *why)
+        snprintf(reason, ES_ERROR_MAX, "%s", why);
+    else
+        es_protocol_format_echo(reason, ES_ERROR_MAX, "relay to ", r->target->client_id,
+                                strlen(r->target->client_id), ES_ID_MAX, " not allowed");
+    return 0;
 }
 
 void es_hooks_leave(es_hooks *h, const earshot_client *c, earshot_leave_reason why)
 {
-    for (size_t i = 0; i < h->chain_len[ES_HOOK_LEAVE]; i++) {
-        es_link *l = h->chain[ES_HOOK_LEAVE][i];
-        LINK_CALL(l, l->desc->on_leave(l->state, c, why));
-    }
+    const char *unused;
+    run_chain(h, ES_HOOK_LEAVE, &(hook_args){.a = c, .why = why}, &unused);
 }
 
 void es_hooks_pair(es_hooks *h, const earshot_client *a, const earshot_client *b, int matched)
 {
-    for (size_t i = 0; i < h->chain_len[ES_HOOK_PAIR]; i++) {
-        es_link *l = h->chain[ES_HOOK_PAIR][i];
-        LINK_CALL(l, l->desc->on_pair(l->state, a, b, matched));
-    }
+    const char *unused;
+    run_chain(h, ES_HOOK_PAIR, &(hook_args){.a = a, .b = b, .matched = matched}, &unused);
 }

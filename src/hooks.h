@@ -5,7 +5,12 @@
  * each enabled entry becomes one link (a loaded plugin instance). Each hook
  * then has a chain: the links that implement it, in config order. The run
  * functions below walk a chain the way plugin.h describes (first ALLOW or
- * DENY decides; all PASS means the hook's default).
+ * DENY decides; all PASS means the hook's default). The hooks themselves
+ * are listed in hooktab.h.
+ *
+ * A plugin's descriptor may be older, and so smaller, than this earshot's
+ * earshot_plugin: a hook pointer is read only when it lies wholly within
+ * the descriptor's struct_size, so hooks appended since are absent from it.
  */
 #ifndef EARSHOT_HOOKS_H
 #define EARSHOT_HOOKS_H
@@ -15,6 +20,7 @@
 
 #include "config.h"
 #include "earshot/plugin.h"
+#include "hooktab.h"
 #include "protocol.h"
 
 typedef struct es_settings_value es_settings_value;
@@ -37,16 +43,6 @@ typedef struct es_link {
     uint64_t calls;          /* hook calls made to this link */
     double seconds;          /* time spent in those calls */
 } es_link;
-
-typedef enum es_hook_id {
-    ES_HOOK_JOIN = 0,
-    ES_HOOK_POSITION,
-    ES_HOOK_MATCH,
-    ES_HOOK_RELAY,
-    ES_HOOK_LEAVE,
-    ES_HOOK_PAIR,
-    ES_HOOK_COUNT
-} es_hook_id;
 
 typedef struct es_hooks {
     es_link *links;

@@ -1,36 +1,36 @@
 #include "lua_host.h"
 
 #include <lauxlib.h>
+#include <limits.h>
 #include <lua.h>
 #include <lualib.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "protocol.h"
-#include "sha256.h"
 #include "util.h"
 
 /* The count hook fires every STEP instructions, so the budget is checked
  * cheaply; a call may overrun its limit by less than STEP instructions. */
 #define STEP 1000
 
-enum { H_JOIN, H_POSITION, H_MATCH, H_RELAY, H_LEAVE, H_COUNT };
-static const char *const hook_globals[H_COUNT] = {"on_join", "on_position", "match_filter",
-                                                  "on_relay", "on_leave"};
-
 typedef struct es_script {
     earshot_plugin desc; /* what the chains call; first, so &desc == script */
     char *name;
     char *path;
+    char module[96];     /* "lua <name>": what the script's log lines are attributed to */
     lua_State *L;
     size_t mem_used, mem_limit;
     long long instr_limit, instr_used;
     int stopping;        /* the current call is over its budget */
     int setup;           /* the host is building the state: no memory cap */
-    int deny_on_error[ES_VHOOK_COUNT];
-    int fn[H_COUNT];     /* registry refs of the hook functions, or LUA_NOREF */
+    int deny_on_error[ES_HOOK_VERDICT_COUNT];
+    int fn[ES_HOOK_COUNT]; /* registry refs of the hook functions, or LUA_NOREF */
     int t_a, t_b, t_pos, t_relay; /* reusable argument tables */
     int64_t radius;      /* the global query_radius, read at load */
     es_lua_stats stats;
@@ -92,10 +92,7 @@ static int l_log(lua_State *L)
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     int level = luaL_checkoption(L, 1, NULL, levels);
     const char *msg = luaL_checkstring(L, 2);
-    es_script *s = script_of(L);
-    char module[96];
-    snprintf(module, sizeof module, "lua %s", s->name);
-    ES_LOG((es_log_level)level, module, "%s", msg);
+    ES_LOG((es_log_level)level, script_of(L)->module, "%s", msg);
     return 0;
 }
 
@@ -112,10 +109,7 @@ static int l_print(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    es_script *s = script_of(L);
-    char module[96];
-    snprintf(module, sizeof module, "lua %s", s->name);
-    ES_INFO(module, "%s", lua_tostring(L, -1));
+    ES_INFO(script_of(L)->module, "%s", lua_tostring(L, -1));
     return 0;
 }
 
@@ -140,31 +134,41 @@ static int l_emit(lua_State *L)
     return 0;
 }
 
+/* Push the 32-byte digest d as 64 lower-case hex digits. */
+static int push_hex_digest(lua_State *L, const unsigned char *d)
+{
+    static const char digits[] = "0123456789abcdef";
+    char hex[64];
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    lua_pushlstring(L, hex, sizeof hex);
+    return 1;
+}
+
 static int l_hmac_sha256(lua_State *L)
 {
     size_t kl, ml;
     const char *key = luaL_checklstring(L, 1, &kl);
     const char *msg = luaL_checklstring(L, 2, &ml);
-    uint8_t mac[32];
-    char hex[65];
-    es_hmac_sha256(key, kl, msg, ml, mac);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    lua_pushlstring(L, hex, 64);
-    return 1;
+    luaL_argcheck(L, kl <= INT_MAX, 1, "key too long");
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!HMAC(EVP_sha256(), key, (int)kl, (const unsigned char *)msg, ml, mac, &n) || n != 32)
+        return luaL_error(L, "hmac_sha256 failed");
+    return push_hex_digest(L, mac);
 }
 
 static int l_sha256(lua_State *L)
 {
     size_t len;
     const char *data = luaL_checklstring(L, 1, &len);
-    uint8_t d[32];
-    char hex[65];
-    es_sha256(data, len, d);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    lua_pushlstring(L, hex, 64);
-    return 1;
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!EVP_Digest(data, len, d, &n, EVP_sha256(), NULL) || n != 32)
+        return luaL_error(L, "sha256 failed");
+    return push_hex_digest(L, d);
 }
 
 /* Compare two strings in time that depends only on their lengths. */
@@ -173,11 +177,7 @@ static int l_secure_equals(lua_State *L)
     size_t al, bl;
     const char *a = luaL_checklstring(L, 1, &al);
     const char *b = luaL_checklstring(L, 2, &bl);
-    unsigned diff = al != bl;
-    size_t n = al < bl ? al : bl;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(a[i] ^ b[i]);
-    lua_pushboolean(L, diff == 0);
+    lua_pushboolean(L, al == bl && CRYPTO_memcmp(a, b, al) == 0);
     return 1;
 }
 
@@ -289,7 +289,7 @@ static int guard_global(lua_State *L)
 }
 
 /* Open the sandbox: chosen libraries, no file or bytecode loading. */
-static void open_sandbox(lua_State *L, const es_hook_entry *e)
+static void open_libraries(lua_State *L, const es_hook_entry *e)
 {
     luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
     lua_pop(L, 1);
@@ -333,7 +333,11 @@ static void open_sandbox(lua_State *L, const es_hook_entry *e)
     lua_setglobal(L, "load");
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");
+}
 
+/* The `earshot` global: the host's functions, the entry's settings and name. */
+static void open_earshot_table(lua_State *L, const es_hook_entry *e)
+{
     static const luaL_Reg api[] = {
         {"log", l_log},         {"now", l_now},       {"emit", l_emit},
         {"hmac_sha256", l_hmac_sha256}, {"sha256", l_sha256},
@@ -361,7 +365,7 @@ static void open_sandbox(lua_State *L, const es_hook_entry *e)
  */
 typedef struct call_ctx {
     es_script *s;
-    int hook;
+    es_hook_id hook;
     int nres;
     const earshot_join *join;
     const earshot_client *a, *b;
@@ -403,68 +407,76 @@ static void push_client(lua_State *L, int ref, const earshot_client *c)
     raw_position(L, &c->pos);
 }
 
-static int protected_call(lua_State *L)
+/* A join is rare: a fresh table each time, so a script may keep it. */
+static void push_join(lua_State *L, const earshot_join *j)
 {
-    static const char *const kinds[] = {"offer", "answer", "candidate"};
-    call_ctx *cc = lua_touserdata(L, 1);
-    es_script *s = cc->s;
-    lua_settop(L, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn[cc->hook]);
-    int nargs = 0;
+    lua_createtable(L, 0, 10);
+    raw_str(L, "client_id", j->client_id, strlen(j->client_id));
+    raw_str(L, "address", j->address, strlen(j->address));
+    raw_str(L, "path", j->path, strlen(j->path));
+    raw_str(L, "query", j->query, strlen(j->query));
+    raw_position(L, &j->pos);
+    lua_pushstring(L, "headers");
+    lua_createtable(L, 0, (int)j->header_count);
+    for (size_t i = 0; i < j->header_count; i++)
+        raw_str(L, j->headers[i].name, j->headers[i].value, strlen(j->headers[i].value));
+    lua_rawset(L, -3);
+}
+
+static void push_relay(lua_State *L, const es_script *s, const earshot_relay *r)
+{
+    const char *kind = es_relay_kind_names[r->kind];
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_relay);
+    raw_str(L, "kind", kind, strlen(kind));
+    lua_pushstring(L, "sender");
+    push_client(L, s->t_a, r->sender);
+    lua_rawset(L, -3);
+    lua_pushstring(L, "target");
+    push_client(L, s->t_b, r->target);
+    lua_rawset(L, -3);
+    raw_str(L, "payload", r->payload, r->payload_len);
+    lua_pushstring(L, "matched");
+    lua_pushboolean(L, r->matched);
+    lua_rawset(L, -3);
+}
+
+/* Push the arguments of cc's hook; returns how many. */
+static int push_arguments(lua_State *L, const call_ctx *cc)
+{
+    const es_script *s = cc->s;
     switch (cc->hook) {
-    case H_JOIN: {
-        const earshot_join *j = cc->join;
-        /* A join is rare: a fresh table each time, so a script may keep it. */
-        lua_createtable(L, 0, 10);
-        raw_str(L, "client_id", j->client_id, strlen(j->client_id));
-        raw_str(L, "address", j->address, strlen(j->address));
-        raw_str(L, "path", j->path, strlen(j->path));
-        raw_str(L, "query", j->query, strlen(j->query));
-        raw_position(L, &j->pos);
-        lua_pushstring(L, "headers");
-        lua_createtable(L, 0, (int)j->header_count);
-        for (size_t i = 0; i < j->header_count; i++)
-            raw_str(L, j->headers[i].name, j->headers[i].value, strlen(j->headers[i].value));
-        lua_rawset(L, -3);
-        nargs = 1;
-        break;
-    }
-    case H_POSITION:
+    case ES_HOOK_JOIN:
+        push_join(L, cc->join);
+        return 1;
+    case ES_HOOK_POSITION:
         push_client(L, s->t_a, cc->a);
         lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_pos);
         raw_position(L, cc->pos);
-        nargs = 2;
-        break;
-    case H_MATCH:
+        return 2;
+    case ES_HOOK_MATCH:
+    case ES_HOOK_PAIR:
         push_client(L, s->t_a, cc->a);
         push_client(L, s->t_b, cc->b);
         lua_pushboolean(L, cc->matched);
-        nargs = 3;
-        break;
-    case H_RELAY: {
-        const earshot_relay *r = cc->relay;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, s->t_relay);
-        raw_str(L, "kind", kinds[r->kind], strlen(kinds[r->kind]));
-        lua_pushstring(L, "sender");
-        push_client(L, s->t_a, r->sender);
-        lua_rawset(L, -3);
-        lua_pushstring(L, "target");
-        push_client(L, s->t_b, r->target);
-        lua_rawset(L, -3);
-        raw_str(L, "payload", r->payload, r->payload_len);
-        lua_pushstring(L, "matched");
-        lua_pushboolean(L, r->matched);
-        lua_rawset(L, -3);
-        nargs = 1;
-        break;
-    }
-    case H_LEAVE:
+        return 3;
+    case ES_HOOK_RELAY:
+        push_relay(L, s, cc->relay);
+        return 1;
+    case ES_HOOK_LEAVE:
         push_client(L, s->t_a, cc->a);
         lua_pushstring(L, cc->leave_reason);
-        nargs = 2;
-        break;
+        return 2;
+    default:
+        return 0;
     }
-    lua_call(L, nargs, cc->nres);
+}
+
+static int protected_call(lua_State *L)
+{
+    call_ctx *cc = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cc->s->fn[cc->hook]);
+    lua_call(L, push_arguments(L, cc), cc->nres);
     return cc->nres;
 }
 
@@ -476,6 +488,7 @@ static int call_hook(call_ctx *cc)
 {
     es_script *s = cc->s;
     lua_State *L = s->L;
+    const char *fn = es_hook_table[cc->hook].lua_global;
     s->stats.calls++;
     budget_start(s);
     lua_pushcfunction(L, protected_call);
@@ -483,21 +496,17 @@ static int call_hook(call_ctx *cc)
     int rc = lua_pcall(L, 1, cc->nres, 0);
     if (rc == LUA_OK && !s->stopping)
         return 0;
-    char module[96];
-    snprintf(module, sizeof module, "lua %s", s->name);
     if (rc == LUA_ERRMEM) {
         s->stats.memory_stops++;
-        ES_WARN(module, "%s stopped: memory limit of %zu bytes reached", hook_globals[cc->hook],
-                s->mem_limit);
+        ES_WARN(s->module, "%s stopped: memory limit of %zu bytes reached", fn, s->mem_limit);
     } else if (s->stopping) {
         /* Also when the script caught the stop and returned (a tail-called
          * pcall): a stopped call never gives a verdict. */
         s->stats.budget_stops++;
-        ES_WARN(module, "%s stopped: instruction limit of %lld reached", hook_globals[cc->hook],
-                s->instr_limit);
+        ES_WARN(s->module, "%s stopped: instruction limit of %lld reached", fn, s->instr_limit);
     } else {
         s->stats.errors++;
-        ES_WARN(module, "%s failed: %s", hook_globals[cc->hook],
+        ES_WARN(s->module, "%s failed: %s", fn,
                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                : "(error object is not a string)");
     }
@@ -505,65 +514,6 @@ static int call_hook(call_ctx *cc)
     if (rc == LUA_ERRMEM)
         lua_gc(L, LUA_GCCOLLECT);
     return -1;
-}
-
-static earshot_verdict on_error(es_script *s, es_verdict_hook which, const char **reason)
-{
-    if (s->deny_on_error[which]) {
-        snprintf(s->reason, sizeof s->reason, "internal error");
-        if (reason)
-            *reason = s->reason;
-        return EARSHOT_DENY;
-    }
-    return EARSHOT_PASS;
-}
-
-/* Turn results (value, reason) at the top into a verdict; pops them.
- * Returns -1 if the first value is not nil or a boolean. */
-static int read_verdict(es_script *s, earshot_verdict *v, const char **reason)
-{
-    lua_State *L = s->L;
-    int t = lua_type(L, -2);
-    int rc = 0;
-    if (t == LUA_TNIL) {
-        *v = EARSHOT_PASS;
-    } else if (t == LUA_TBOOLEAN) {
-        *v = lua_toboolean(L, -2) ? EARSHOT_ALLOW : EARSHOT_DENY;
-        if (*v == EARSHOT_DENY && reason && lua_type(L, -1) == LUA_TSTRING) {
-            size_t len;
-            const char *r = lua_tolstring(L, -1, &len); /* a string: no conversion */
-            size_t keep = es_utf8_prefix(r, strnlen(r, len), sizeof s->reason - 1);
-            memcpy(s->reason, r, keep);
-            s->reason[keep] = '\0';
-            *reason = s->reason;
-        }
-    } else {
-        rc = -1;
-    }
-    lua_pop(L, 2);
-    return rc;
-}
-
-static void bad_return(es_script *s, int hook, const char *expected)
-{
-    s->stats.errors++;
-    char module[96];
-    snprintf(module, sizeof module, "lua %s", s->name);
-    ES_WARN(module, "%s returned something else than %s", hook_globals[hook], expected);
-}
-
-static earshot_verdict lua_on_join(void *state, const earshot_join *j, const char **reason)
-{
-    es_script *s = state;
-    call_ctx cc = {.s = s, .hook = H_JOIN, .nres = 2, .join = j};
-    if (call_hook(&cc))
-        return on_error(s, ES_VHOOK_JOIN, reason);
-    earshot_verdict v;
-    if (read_verdict(s, &v, reason)) {
-        bad_return(s, H_JOIN, "nil, true or false");
-        return on_error(s, ES_VHOOK_JOIN, reason);
-    }
-    return v;
 }
 
 /* Read an int32 field of the table at idx into *out (absent: unchanged).
@@ -586,81 +536,130 @@ static int read_int32_field(lua_State *L, int idx, const char *field, int32_t *o
     return ok;
 }
 
+/* Apply the position table at idx to *pos: all of it, or (a bad field)
+ * nothing. Returns 1 if applied. */
+static int read_position(lua_State *L, int idx, earshot_position *pos)
+{
+    earshot_position adj = *pos;
+    if (!read_int32_field(L, idx, "game_id", &adj.game_id) ||
+        !read_int32_field(L, idx, "map_id", &adj.map_id) ||
+        !read_int32_field(L, idx, "x", &adj.x) || !read_int32_field(L, idx, "y", &adj.y) ||
+        !read_int32_field(L, idx, "channel", &adj.channel))
+        return 0;
+    *pos = adj;
+    return 1;
+}
+
+/* Keep the deny reason string at idx, cut to fit at a character boundary. */
+static const char *keep_reason(es_script *s, int idx)
+{
+    size_t len;
+    const char *r = lua_tolstring(s->L, idx, &len); /* a string: no conversion */
+    size_t keep = es_utf8_prefix(r, strnlen(r, len), sizeof s->reason - 1);
+    memcpy(s->reason, r, keep);
+    s->reason[keep] = '\0';
+    return s->reason;
+}
+
+/*
+ * Turn the results (value, reason) at the top into *v; pops them. A table
+ * is a verdict only for position (pos non-NULL): the adjusted position, which
+ * passes. Returns NULL, or what the hook should have returned.
+ */
+static const char *read_verdict(es_script *s, earshot_position *pos, earshot_verdict *v,
+                                const char **reason)
+{
+    lua_State *L = s->L;
+    int t = lua_type(L, -2);
+    const char *bad = NULL;
+    if (t == LUA_TNIL) {
+        *v = EARSHOT_PASS;
+    } else if (t == LUA_TBOOLEAN) {
+        *v = lua_toboolean(L, -2) ? EARSHOT_ALLOW : EARSHOT_DENY;
+        if (*v == EARSHOT_DENY && reason && lua_type(L, -1) == LUA_TSTRING)
+            *reason = keep_reason(s, -1);
+    } else if (t == LUA_TTABLE && pos) {
+        *v = EARSHOT_PASS;
+        if (!read_position(L, -2, pos))
+            bad = "a position with int32 fields";
+    } else {
+        bad = pos ? "nil, true, false or a position table" : "nil, true or false";
+    }
+    lua_pop(L, 2);
+    return bad;
+}
+
+/* The entry's on_error choice for a verdict hook that failed. */
+static earshot_verdict on_error(es_script *s, es_hook_id hook, const char **reason)
+{
+    if (!s->deny_on_error[hook])
+        return EARSHOT_PASS;
+    snprintf(s->reason, sizeof s->reason, "internal error");
+    if (reason)
+        *reason = s->reason;
+    return EARSHOT_DENY;
+}
+
+/* Call the verdict hook of cc and return its verdict; a failed call or
+ * something else than a verdict is answered by on_error. */
+static earshot_verdict call_verdict(call_ctx *cc, earshot_position *pos, const char **reason)
+{
+    es_script *s = cc->s;
+    cc->nres = 2;
+    if (call_hook(cc) == 0) {
+        earshot_verdict v;
+        const char *expected = read_verdict(s, pos, &v, reason);
+        if (!expected)
+            return v;
+        s->stats.errors++;
+        ES_WARN(s->module, "%s returned something else than %s",
+                es_hook_table[cc->hook].lua_global, expected);
+    }
+    return on_error(s, cc->hook, reason);
+}
+
+static earshot_verdict lua_on_join(void *state, const earshot_join *j, const char **reason)
+{
+    call_ctx cc = {.s = state, .hook = ES_HOOK_JOIN, .join = j};
+    return call_verdict(&cc, NULL, reason);
+}
+
 static earshot_verdict lua_on_position(void *state, const earshot_client *c, earshot_position *pos,
                                        const char **reason)
 {
-    es_script *s = state;
-    lua_State *L = s->L;
-    call_ctx cc = {.s = s, .hook = H_POSITION, .nres = 2, .a = c, .pos = pos};
-    if (call_hook(&cc))
-        return on_error(s, ES_VHOOK_POSITION, reason);
-    if (lua_type(L, -2) == LUA_TTABLE) {
-        earshot_position adj = *pos;
-        int ok = read_int32_field(L, -2, "game_id", &adj.game_id) &&
-                 read_int32_field(L, -2, "map_id", &adj.map_id) &&
-                 read_int32_field(L, -2, "x", &adj.x) && read_int32_field(L, -2, "y", &adj.y) &&
-                 read_int32_field(L, -2, "channel", &adj.channel);
-        lua_pop(L, 2);
-        if (!ok) {
-            bad_return(s, H_POSITION, "a position with int32 fields");
-            return on_error(s, ES_VHOOK_POSITION, reason);
-        }
-        *pos = adj;
-        return EARSHOT_PASS;
-    }
-    earshot_verdict v;
-    if (read_verdict(s, &v, reason)) {
-        bad_return(s, H_POSITION, "nil, true, false or a position table");
-        return on_error(s, ES_VHOOK_POSITION, reason);
-    }
-    return v;
+    call_ctx cc = {.s = state, .hook = ES_HOOK_POSITION, .a = c, .pos = pos};
+    return call_verdict(&cc, pos, reason);
 }
 
 static earshot_verdict lua_match(void *state, const earshot_client *a, const earshot_client *b,
                                  int matched)
 {
-    es_script *s = state;
-    lua_State *L = s->L;
-    call_ctx cc = {.s = s, .hook = H_MATCH, .nres = 1, .a = a, .b = b, .matched = matched};
-    if (call_hook(&cc))
-        return on_error(s, ES_VHOOK_MATCH, NULL);
-    int t = lua_type(L, -1);
-    int v = t == LUA_TNIL       ? EARSHOT_PASS
-            : t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? EARSHOT_ALLOW : EARSHOT_DENY)
-                                : -1;
-    lua_pop(L, 1);
-    if (v == -1) {
-        bad_return(s, H_MATCH, "nil, true or false");
-        return on_error(s, ES_VHOOK_MATCH, NULL);
-    }
-    return (earshot_verdict)v;
+    call_ctx cc = {.s = state, .hook = ES_HOOK_MATCH, .a = a, .b = b, .matched = matched};
+    return call_verdict(&cc, NULL, NULL);
 }
 
 static earshot_verdict lua_on_relay(void *state, const earshot_relay *r, const char **reason)
 {
-    es_script *s = state;
-    call_ctx cc = {.s = s, .hook = H_RELAY, .nres = 2, .relay = r};
-    if (call_hook(&cc))
-        return on_error(s, ES_VHOOK_RELAY, reason);
-    earshot_verdict v;
-    if (read_verdict(s, &v, reason)) {
-        bad_return(s, H_RELAY, "nil, true or false");
-        return on_error(s, ES_VHOOK_RELAY, reason);
-    }
-    return v;
+    call_ctx cc = {.s = state, .hook = ES_HOOK_RELAY, .relay = r};
+    return call_verdict(&cc, NULL, reason);
 }
 
 static void lua_on_leave(void *state, const earshot_client *c, earshot_leave_reason why)
 {
-    static const char *const reasons[] = {"disconnect", "closed", "timeout", "takeover",
-                                          "shutdown"};
-    es_script *s = state;
-    call_ctx cc = {.s = s, .hook = H_LEAVE, .nres = 0, .a = c,
-                   .leave_reason = (unsigned)why < ES_ARRAY_LEN(reasons) ? reasons[why] : "closed"};
+    call_ctx cc = {.s = state, .hook = ES_HOOK_LEAVE, .a = c,
+                   .leave_reason = (unsigned)why < ES_LEAVE_REASON_COUNT
+                                       ? es_leave_reason_names[why]
+                                       : es_leave_reason_names[EARSHOT_LEAVE_CLOSED]};
     call_hook(&cc);
 }
 
-static int64_t lua_query_radius(void *state);
+static void lua_on_pair(void *state, const earshot_client *a, const earshot_client *b, int matched)
+{
+    call_ctx cc = {.s = state, .hook = ES_HOOK_PAIR, .a = a, .b = b, .matched = matched};
+    call_hook(&cc);
+}
+
+static int64_t lua_query_radius(void *state) { return ((es_script *)state)->radius; }
 
 static void script_free(es_script *s)
 {
@@ -675,14 +674,106 @@ static void lua_destroy(void *state) { script_free(state); }
 
 /* ---- loading ------------------------------------------------------------- */
 
-static int64_t radius_of(es_script *s, char *err, size_t errlen, const char *where)
+/* A script for entry e, with no Lua state yet. */
+static es_script *script_new(const es_hook_entry *e)
+{
+    es_script *s = es_xcalloc(1, sizeof *s);
+    s->name = es_xstrdup(e->name);
+    s->path = es_xstrdup(e->path);
+    snprintf(s->module, sizeof s->module, "lua %s", e->name);
+    s->mem_limit = (size_t)e->memory_limit;
+    s->instr_limit = e->instruction_limit;
+    memcpy(s->deny_on_error, e->deny_on_error, sizeof s->deny_on_error);
+    for (int i = 0; i < ES_HOOK_COUNT; i++)
+        s->fn[i] = LUA_NOREF;
+    return s;
+}
+
+/* Create the script's state: its allocator, its count hook, the sandbox. */
+static int create_state(es_script *s, const es_hook_entry *e)
+{
+    s->L = lua_newstate(script_alloc, s);
+    if (!s->L)
+        return -1;
+    *(es_script **)lua_getextraspace(s->L) = s;
+    lua_sethook(s->L, count_hook, LUA_MASKCOUNT, STEP);
+    s->setup = 1;
+    open_libraries(s->L, e);
+    open_earshot_table(s->L, e);
+    s->setup = 0;
+    return 0;
+}
+
+/* Compile the file (text only) and run its main chunk under the limits. */
+static int run_main_chunk(es_script *s, const char *where, char *err, size_t errlen)
 {
     lua_State *L = s->L;
+    int rc = luaL_loadfilex(L, s->path, "t");
+    if (rc == LUA_ERRFILE) {
+        snprintf(err, errlen, "%scannot read script '%s' (%s)", where, s->name, s->path);
+        return -1;
+    }
+    if (rc == LUA_OK) {
+        budget_start(s);
+        rc = lua_pcall(L, 0, 0, 0);
+    }
+    if (rc != LUA_OK) {
+        const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        snprintf(err, errlen, "%sscript '%s' failed to load: %s", where, s->name,
+                 s->stopping ? "instruction limit exceeded while loading"
+                 : rc == LUA_ERRMEM ? "memory limit exceeded while loading"
+                 : msg ? msg : "unknown error");
+        return -1;
+    }
+    return 0;
+}
+
+/* Push the global `name`, read raw (the script may have set a metatable on
+ * _G); returns its type. */
+static int raw_global(lua_State *L, const char *name)
+{
     lua_pushglobaltable(L);
-    lua_pushstring(L, "query_radius");
+    lua_pushstring(L, name);
     int t = lua_rawget(L, -2);
     lua_remove(L, -2);
-    if (t == LUA_TNIL) {
+    return t;
+}
+
+/* Keep a reference to every hook function the script defines; at least one. */
+static int find_hook_functions(es_script *s, const char *where, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    int any = 0;
+    for (int i = 0; i < ES_HOOK_COUNT; i++) {
+        const char *fn = es_hook_table[i].lua_global;
+        int t = raw_global(L, fn);
+        if (t == LUA_TFUNCTION) {
+            s->fn[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+            any = 1;
+            continue;
+        }
+        lua_pop(L, 1);
+        if (t != LUA_TNIL) {
+            snprintf(err, errlen, "%sscript '%s': %s must be a function", where, s->name, fn);
+            return -1;
+        }
+    }
+    if (!any) {
+        int n = snprintf(err, errlen, "%sscript '%s' defines none of ", where, s->name);
+        for (int i = 0; i < ES_HOOK_COUNT && n >= 0 && (size_t)n < errlen; i++)
+            n += snprintf(err + n, errlen - (size_t)n, "%s%s", i ? ", " : "",
+                          es_hook_table[i].lua_global);
+        return -1;
+    }
+    return 0;
+}
+
+/* The global query_radius, read at load: 0 when absent, -1 (with err) when
+ * it is not an integer from 0 to 2^32. */
+static int64_t read_query_radius(es_script *s, const char *where, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    if (raw_global(L, "query_radius") == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
     }
@@ -703,105 +794,11 @@ static int new_table_ref(lua_State *L, int narr, int nrec)
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
+/* Once loaded: the reused argument tables, and a guard on new globals;
+ * the memory limit holds again from here on. */
+static void finish_state(es_script *s)
 {
-    char where[512];
-    snprintf(where, sizeof where, "%s:%d: ", e->file, e->line);
-    es_script *s = es_xcalloc(1, sizeof *s);
-    s->name = es_xstrdup(e->name);
-    s->path = es_xstrdup(e->path);
-    s->mem_limit = (size_t)e->memory_limit;
-    s->instr_limit = e->instruction_limit;
-    memcpy(s->deny_on_error, e->deny_on_error, sizeof s->deny_on_error);
-    for (int i = 0; i < H_COUNT; i++)
-        s->fn[i] = LUA_NOREF;
-
-    s->L = lua_newstate(script_alloc, s);
-    if (!s->L) {
-        snprintf(err, errlen, "%sscript '%s': cannot create a Lua state", where, e->name);
-        script_free(s);
-        return -1;
-    }
     lua_State *L = s->L;
-    *(es_script **)lua_getextraspace(L) = s;
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, STEP);
-    s->setup = 1;
-    open_sandbox(L, e);
-    s->setup = 0;
-
-    /* Read the file ourselves: the sandbox has no file access, and the
-     * script may only ever be text. */
-    FILE *f = fopen(e->path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%scannot read script '%s' (%s)", where, e->name, e->path);
-        script_free(s);
-        return -1;
-    }
-    char *src = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            src = es_xrealloc(src, cap);
-        }
-        size_t n = fread(src + len, 1, cap - len, f);
-        if (n == 0)
-            break;
-        len += n;
-    }
-    fclose(f);
-    char chunkname[600];
-    snprintf(chunkname, sizeof chunkname, "@%s", e->path);
-    int rc = luaL_loadbufferx(L, src, len, chunkname, "t");
-    free(src);
-    if (rc == LUA_OK) {
-        budget_start(s);
-        rc = lua_pcall(L, 0, 0, 0);
-    }
-    if (rc != LUA_OK) {
-        const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        snprintf(err, errlen, "%sscript '%s' failed to load: %s", where, e->name,
-                 s->stopping ? "instruction limit exceeded while loading"
-                 : rc == LUA_ERRMEM ? "memory limit exceeded while loading"
-                 : msg ? msg : "unknown error");
-        script_free(s);
-        return -1;
-    }
-
-    int any = 0;
-    s->setup = 1; /* the host's own allocations from here on */
-    for (int i = 0; i < H_COUNT; i++) {
-        lua_pushglobaltable(L);
-        lua_pushstring(L, hook_globals[i]);
-        int t = lua_rawget(L, -2);
-        lua_remove(L, -2);
-        if (t == LUA_TFUNCTION) {
-            s->fn[i] = luaL_ref(L, LUA_REGISTRYINDEX);
-            any = 1;
-        } else {
-            lua_pop(L, 1);
-            if (t != LUA_TNIL) {
-                snprintf(err, errlen, "%sscript '%s': %s must be a function", where, e->name,
-                         hook_globals[i]);
-                script_free(s);
-                return -1;
-            }
-        }
-    }
-    if (!any) {
-        snprintf(err, errlen,
-                 "%sscript '%s' defines none of on_join, on_position, match_filter, on_relay, "
-                 "on_leave",
-                 where, e->name);
-        script_free(s);
-        return -1;
-    }
-    int64_t radius = radius_of(s, err, errlen, where);
-    if (radius < 0) {
-        script_free(s);
-        return -1;
-    }
-    s->radius = radius;
     s->t_a = new_table_ref(L, 0, 7);
     s->t_b = new_table_ref(L, 0, 7);
     s->t_pos = new_table_ref(L, 0, 5);
@@ -815,7 +812,11 @@ int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
     lua_setmetatable(L, -2);
     lua_pop(L, 1);
     s->setup = 0;
+}
 
+/* The descriptor the chains call: a hook for each function the script has. */
+static void describe(es_script *s)
+{
     s->desc = (earshot_plugin){
         .api_version = EARSHOT_PLUGIN_API_VERSION,
         .struct_size = sizeof(earshot_plugin),
@@ -824,20 +825,47 @@ int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
         .description = s->path,
         .destroy = lua_destroy,
         .query_radius = lua_query_radius,
-        .on_join = s->fn[H_JOIN] != LUA_NOREF ? lua_on_join : NULL,
-        .on_position = s->fn[H_POSITION] != LUA_NOREF ? lua_on_position : NULL,
-        .match_filter = s->fn[H_MATCH] != LUA_NOREF ? lua_match : NULL,
-        .on_relay = s->fn[H_RELAY] != LUA_NOREF ? lua_on_relay : NULL,
-        .on_leave = s->fn[H_LEAVE] != LUA_NOREF ? lua_on_leave : NULL,
     };
+#define HOOK_IF_DEFINED(id, member, call) s->desc.member = s->fn[id] != LUA_NOREF ? call : NULL
+    HOOK_IF_DEFINED(ES_HOOK_JOIN, on_join, lua_on_join);
+    HOOK_IF_DEFINED(ES_HOOK_POSITION, on_position, lua_on_position);
+    HOOK_IF_DEFINED(ES_HOOK_MATCH, match_filter, lua_match);
+    HOOK_IF_DEFINED(ES_HOOK_RELAY, on_relay, lua_on_relay);
+    HOOK_IF_DEFINED(ES_HOOK_LEAVE, on_leave, lua_on_leave);
+    HOOK_IF_DEFINED(ES_HOOK_PAIR, on_pair, lua_on_pair);
+#undef HOOK_IF_DEFINED
+}
+
+int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
+{
+    char where[512];
+    snprintf(where, sizeof where, "%s:%d: ", e->file, e->line);
+    es_script *s = script_new(e);
+    if (create_state(s, e) != 0) {
+        snprintf(err, errlen, "%sscript '%s': cannot create a Lua state", where, e->name);
+        script_free(s);
+        return -1;
+    }
+    if (run_main_chunk(s, where, err, errlen) != 0) {
+        script_free(s);
+        return -1;
+    }
+    s->setup = 1; /* the host's own allocations from here on */
+    int64_t radius = -1;
+    if (find_hook_functions(s, where, err, errlen) != 0 ||
+        (radius = read_query_radius(s, where, err, errlen)) < 0) {
+        script_free(s);
+        return -1;
+    }
+    s->radius = radius;
+    finish_state(s);
+    describe(s);
     link->desc = &s->desc;
     link->state = s;
     link->initialised = 1;
     link->query_radius = radius;
     return 0;
 }
-
-static int64_t lua_query_radius(void *state) { return ((es_script *)state)->radius; }
 
 const es_lua_stats *es_lua_link_stats(const es_link *link)
 {

@@ -33,8 +33,12 @@
  * Versioning. EARSHOT_PLUGIN_API_VERSION changes whenever the meaning of an
  * existing field changes. New hooks are only ever appended to the end of
  * earshot_plugin; the core reads `struct_size` to know which hooks an older
- * plugin's descriptor has. The core refuses a plugin whose api_version differs
- * from its own, or whose struct_size is smaller than the first version's.
+ * plugin's descriptor has, and reads a hook's pointer only when the pointer
+ * lies wholly within struct_size bytes: a hook appended after the plugin was
+ * built is absent from it, whatever lies in memory after its descriptor. The
+ * core refuses a plugin whose api_version differs from its own, or whose
+ * struct_size is smaller than the first ABI's descriptor
+ * (EARSHOT_PLUGIN_MIN_SIZE: everything up to and including on_leave).
  */
 #ifndef EARSHOT_PLUGIN_H
 #define EARSHOT_PLUGIN_H
@@ -195,6 +199,11 @@ typedef struct earshot_host {
     int (*setting_bool)(const earshot_settings *s, const char *name);
     const char *(*setting_string)(const earshot_settings *s, const char *name);
     void *host_data; /* the core's; do not touch */
+    /* A keyed hash (SipHash with a key chosen at start), for plugins' tables
+     * of client-chosen strings: clients cannot pick keys that collide. Reads
+     * `len` bytes at `data` during the call only. Same key for every plugin
+     * and for the life of the process. */
+    uint64_t (*hash)(const void *data, size_t len);
 } earshot_host;
 
 /* ---- the descriptor ---------------------------------------------------- */
@@ -266,6 +275,10 @@ typedef struct earshot_plugin {
     /* leave: client `c` is gone. Called for every link; no verdict. */
     void (*on_leave)(void *state, const earshot_client *c, earshot_leave_reason reason);
 
+    /* The first ABI's descriptor ends here. Hooks below were appended since,
+     * and only ever will be: each is read only from a descriptor whose
+     * struct_size covers it. */
+
     /*
      * pair: a and b became matched (matched = 1) or stopped being matched
      * (matched = 0), for any reason including one of them leaving. Called
@@ -273,6 +286,14 @@ typedef struct earshot_plugin {
      */
     void (*on_pair)(void *state, const earshot_client *a, const earshot_client *b, int matched);
 } earshot_plugin;
+
+/*
+ * The smallest struct_size the loader accepts: the first ABI's descriptor,
+ * which ends with on_leave (on_pair is the first hook appended since). A
+ * plugin built against that header keeps loading; its on_pair is absent.
+ */
+#define EARSHOT_PLUGIN_MIN_SIZE \
+    (offsetof(earshot_plugin, on_leave) + sizeof(((const earshot_plugin *)0)->on_leave))
 
 /*
  * Define the descriptor and the entry point in one go:

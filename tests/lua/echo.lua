@@ -1,6 +1,8 @@
 -- echo.lua: every hook describes, exactly, the arguments it was called with.
--- The verdict hooks deny with that description as the reason; match_filter and
--- on_leave keep it in `last`, which on_join hands back to client "?last".
+-- The verdict hooks deny with that description as the reason; match_filter,
+-- on_leave and on_pair keep it in `last`, which on_join hands back to client
+-- "?last". Client "?settings" gets a dump of earshot.name and
+-- earshot.settings instead.
 -- A description is "<number of arguments> <arg1> <arg2> ...", each argument
 -- dumped with its type visible: strings %q-quoted, integers without ".0",
 -- tables as {key=value,...} with the keys sorted.
@@ -34,27 +36,26 @@ local function describe(...)
   return table.concat(parts, " ")
 end
 
+local function deny_with_description(...)
+  return false, describe(...)
+end
+
+local function keep_description(...)
+  last = describe(...)
+end
+
 function on_join(...)
   local req = ...
   if req.client_id == "?last" then
     return false, last
+  elseif req.client_id == "?settings" then
+    return false, "name=" .. earshot.name .. " settings=" .. dump(earshot.settings)
   end
-  return false, describe(...)
+  return deny_with_description(...)
 end
 
-function on_position(...)
-  return false, describe(...)
-end
-
-function match_filter(...)
-  last = describe(...)
-  return nil
-end
-
-function on_relay(...)
-  return false, describe(...)
-end
-
-function on_leave(...)
-  last = describe(...)
-end
+on_position = deny_with_description
+on_relay = deny_with_description
+match_filter = keep_description -- returns nothing: passes
+on_leave = keep_description
+on_pair = keep_description

@@ -155,18 +155,70 @@ static __attribute__((unused)) int starts_with(const char *s, const char *prefix
             fail_msg("\"%s\" does not start with \"%s\"", s_, p_);                     \
     } while (0)
 
-#define assert_contains(s, needle)                                                     \
+/* s contains needle (want 1) or does not (want 0); `says` describes a failure. */
+#define assert_substring_(s, needle, want, says)                                       \
     do {                                                                               \
         const char *s_ = (s), *n_ = (needle);                                          \
-        if (!strstr(s_, n_))                                                           \
-            fail_msg("\"%s\" does not contain \"%s\"", s_, n_);                        \
+        if ((strstr(s_, n_) != NULL) != (want))                                        \
+            fail_msg("\"%s\" %s \"%s\"", s_, says, n_);                                \
     } while (0)
+#define assert_contains(s, needle) assert_substring_(s, needle, 1, "does not contain")
+#define assert_not_contains(s, needle) assert_substring_(s, needle, 0, "contains")
 
-#define assert_not_contains(s, needle)                                                 \
-    do {                                                                               \
-        const char *s_ = (s), *n_ = (needle);                                          \
-        if (strstr(s_, n_))                                                            \
-            fail_msg("\"%s\" contains \"%s\"", s_, n_);                                \
-    } while (0)
+/* ---- a config file and the hook chains it lists --------------------------- */
+
+#include "config.h"
+#include "hooks.h"
+
+typedef struct hooks_fixture {
+    es_config cfg;
+    es_hooks h;
+    int cfg_loaded, hooks_loaded;
+    const char *cfg_path; /* the config last written, in dir */
+    char err[2048];       /* the message of the last failed load */
+    tmpdir dir;
+} hooks_fixture;
+
+/* Unload the hooks and the config (the files stay until hooks_fixture_free). */
+static __attribute__((unused)) void hooks_fixture_unload(hooks_fixture *f)
+{
+    if (f->hooks_loaded)
+        es_hooks_unload(&f->h);
+    if (f->cfg_loaded)
+        es_config_free(&f->cfg);
+    f->hooks_loaded = f->cfg_loaded = 0;
+}
+
+static __attribute__((unused)) void hooks_fixture_free(hooks_fixture *f)
+{
+    hooks_fixture_unload(f);
+    if (f->dir.path[0])
+        tmpdir_remove(&f->dir);
+    memset(f, 0, sizeof *f);
+}
+
+/*
+ * Write text as a new config file in f->dir, load it with the default
+ * folders d (may be NULL), then load its hooks; whatever was loaded before
+ * is unloaded first. Returns 0, or -1 (es_config_load failed) or -2
+ * (es_hooks_load failed) with the message in f->err.
+ */
+static __attribute__((unused)) int hooks_fixture_load(hooks_fixture *f, const char *text,
+                                                      const es_config_defaults *d)
+{
+    hooks_fixture_unload(f);
+    if (!f->dir.path[0])
+        tmpdir_make(&f->dir);
+    f->cfg_path = tmpdir_mkstemp(&f->dir, text);
+    memset(f->err, 0, sizeof f->err);
+    if (es_config_load(&f->cfg, f->cfg_path, d, f->err, sizeof f->err) != 0)
+        return -1;
+    f->cfg_loaded = 1;
+    memset(&f->h, 0, sizeof f->h);
+    if (es_hooks_load(&f->h, &f->cfg, f->err, sizeof f->err) != 0)
+        return -2;
+    f->hooks_loaded = 1;
+    return 0;
+}
 
 #endif

@@ -13,43 +13,18 @@
 
 /* ---- fixture ------------------------------------------------------------- */
 
-typedef struct fx {
-    tmpdir dir;
-    es_config cfg;
-    int cfg_loaded;
-    es_hooks h;
-    int hooks_loaded;
-    const char *cfg_path;
-    char err[2048];
-} fx;
+typedef hooks_fixture fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    tmpdir_make(&f->dir);
     es_log_set_level(EARSHOT_LOG_ERROR);
-    *state = f;
-    return 0;
-}
-
-static void unload(fx *f)
-{
-    if (f->hooks_loaded)
-        es_hooks_unload(&f->h);
-    f->hooks_loaded = 0;
-    if (f->cfg_loaded)
-        es_config_free(&f->cfg);
-    f->cfg_loaded = 0;
+    return (*state = calloc(1, sizeof(fx))) ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    unload(f);
-    tmpdir_remove(&f->dir);
-    free(f);
+    hooks_fixture_free(*state);
+    free(*state);
     return 0;
 }
 
@@ -57,13 +32,6 @@ static int teardown(void **state)
 
 static const char *plugin_dir(void) { return env_dir("EARSHOT_PLUGIN_DIR"); }
 
-/* es_config_load with only a default plugin folder. */
-static int cfg_load(es_config *c, const char *path, const char *default_plugin_dir, char *err,
-                    size_t errlen)
-{
-    es_config_defaults d = {.plugin_dir = default_plugin_dir};
-    return es_config_load(c, path, &d, err, errlen);
-}
 static const char *test_plugin(const char *name)
 {
     return fmt("%s/%s.so", env_dir("EARSHOT_TEST_PLUGIN_DIR"), name);
@@ -73,17 +41,11 @@ static const char *test_plugin(const char *name)
  * Returns the es_hooks_load result; the config itself must load. */
 static int try_load(fx *f, const char *entries)
 {
-    unload(f);
     const char *text = fmt("plugin_dir = \"%s\";\nhooks = (\n%s\n);\n", plugin_dir(), entries);
-    f->cfg_path = tmpdir_mkstemp(&f->dir, text);
-    if (cfg_load(&f->cfg, f->cfg_path, NULL, f->err, sizeof f->err) != 0)
+    int rc = hooks_fixture_load(f, text, NULL);
+    if (rc == -1)
         fail_msg("config: %s\n%s", f->err, text);
-    f->cfg_loaded = 1;
-    memset(f->err, 0, sizeof f->err);
-    int rc = es_hooks_load(&f->h, &f->cfg, f->err, sizeof f->err);
-    if (rc == 0)
-        f->hooks_loaded = 1;
-    return rc;
+    return rc == 0 ? 0 : -1;
 }
 
 static void load_ok(fx *f, const char *entries)
@@ -103,6 +65,12 @@ static const char *load_fails(fx *f, const char *entries, int line)
     const char *prefix = fmt("%s:%d: ", f->cfg_path, line);
     assert_starts_with(f->err, prefix);
     return f->err + strlen(prefix);
+}
+
+/* An entry for the plugin at path so (line 1 of its own text). */
+static const char *plugin_at(const char *name, const char *so)
+{
+    return fmt("{ type = \"plugin\"; name = \"%s\"; path = \"%s\"; }", name, so);
 }
 
 /* A scripted entry (line 1 of its own text). */
@@ -169,7 +137,8 @@ TEST(t_stock_config_loads)
     F;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/config/earshot.cfg", env_dir("EARSHOT_SOURCE_DIR"));
-    if (cfg_load(&f->cfg, path, plugin_dir(), f->err, sizeof f->err) != 0)
+    es_config_defaults d = {.plugin_dir = plugin_dir()};
+    if (es_config_load(&f->cfg, path, &d, f->err, sizeof f->err) != 0)
         fail_msg("%s", f->err);
     f->cfg_loaded = 1;
     if (es_hooks_load(&f->h, &f->cfg, f->err, sizeof f->err) != 0)
@@ -215,7 +184,7 @@ TEST(t_bad_abi_refused)
 {
     F;
     const char *so = test_plugin("bad_abi");
-    const char *rest = load_fails(f, fmt("{ type = \"plugin\"; name = \"old\"; path = \"%s\"; }", so), 3);
+    const char *rest = load_fails(f, plugin_at("old", so), 3);
     assert_contains(rest, "plugin API version 999");
     assert_string_equal(rest, fmt("plugin 'old' (%s) was built for plugin API version 999, this "
                                   "earshot has version 1: rebuild it against this earshot's "
@@ -226,17 +195,70 @@ TEST(t_no_entry_refused)
 {
     F;
     const char *so = test_plugin("no_entry");
-    const char *rest = load_fails(f, fmt("{ type = \"plugin\"; name = \"x\"; path = \"%s\"; }", so), 3);
+    const char *rest = load_fails(f, plugin_at("x", so), 3);
     assert_contains(rest, "earshot_plugin_describe");
     assert_string_equal(rest, fmt("%s is not an earshot plugin: it has no symbol "
                                   "earshot_plugin_describe", so));
 }
 
+TEST(t_null_descriptor_refused)
+{
+    F;
+    const char *so = test_plugin("null_entry");
+    const char *rest = load_fails(f, plugin_at("x", so), 3);
+    assert_string_equal(rest, fmt("%s: earshot_plugin_describe returned NULL", so));
+}
+
+TEST(t_descriptor_smaller_than_the_first_abi_refused)
+{
+    F;
+    const char *so = test_plugin("small_abi");
+    const char *rest = load_fails(f, plugin_at("tiny", so), 3);
+    assert_string_equal(rest, fmt("plugin 'tiny' (%s) has a descriptor of %zu bytes, at least %zu "
+                                  "expected: rebuild it against this earshot's earshot/plugin.h",
+                                  so, offsetof(earshot_plugin, on_leave),
+                                  (size_t)EARSHOT_PLUGIN_MIN_SIZE));
+}
+
+/*
+ * old_abi.so is laid out as the first ABI (its descriptor ends after
+ * on_leave) and followed in memory by non-NULL pointers where on_pair and
+ * later hooks would be: it loads, its own hooks run, and nothing past its
+ * struct_size is taken for a hook.
+ */
+TEST(t_first_abi_plugin_has_no_appended_hooks)
+{
+    F;
+    load_ok(f, plugin_at("old", test_plugin("old_abi")));
+    es_link *l = &f->h.links[0];
+    assert_int_equal(l->desc->struct_size, EARSHOT_PLUGIN_MIN_SIZE);
+    assert_int_equal(EARSHOT_PLUGIN_MIN_SIZE, offsetof(earshot_plugin, on_pair));
+    static const size_t want[ES_HOOK_COUNT] = {[ES_HOOK_JOIN] = 1, [ES_HOOK_LEAVE] = 1};
+    for (int id = 0; id < ES_HOOK_COUNT; id++)
+        if (f->h.chain_len[id] != want[id])
+            fail_msg("the %s chain has %zu links, expected %zu", es_hook_table[id].name,
+                     f->h.chain_len[id], want[id]);
+    unsigned long *leaves = dlsym(l->dl, "old_abi_leaves");
+    unsigned long *stray = dlsym(l->dl, "old_abi_stray_calls");
+    assert_non_null(leaves);
+    assert_non_null(stray);
+
+    char reason[ES_ERROR_MAX] = "";
+    assert_int_equal(join(f, "a", reason), 0);
+    assert_string_equal(reason, "old abi");
+    earshot_client a = client("a", 1, 0, 0), b = client("b", 1, 0, 0);
+    es_hooks_leave(&f->h, &a, EARSHOT_LEAVE_CLOSED);
+    assert_int_equal(*leaves, 1);
+    es_hooks_pair(&f->h, &a, &b, 1);
+    es_hooks_pair(&f->h, &a, &b, 0);
+    assert_int_equal(*stray, 0);
+    assert_int_equal(l->calls, 2);
+}
+
 TEST(t_failing_init_refused)
 {
     F;
-    const char *rest = load_fails(
-        f, fmt("{ type = \"plugin\"; name = \"db\"; path = \"%s\"; }", test_plugin("failing_init")), 3);
+    const char *rest = load_fails(f, plugin_at("db", test_plugin("failing_init")), 3);
     assert_string_equal(rest, "plugin 'db' failed to start: database unreachable");
 }
 
@@ -254,8 +276,8 @@ TEST(t_failure_names_the_failing_entry_line)
     /* two good entries first: the error names line 5 and undoes them */
     const char *rest = load_fails(
         f,
-        fmt("%s,\n%s,\n{ type = \"plugin\"; name = \"db\"; path = \"%s\"; }",
-            relay_guard(""), proximity(""), test_plugin("failing_init")),
+        fmt("%s,\n%s,\n%s", relay_guard(""), proximity(""),
+            plugin_at("db", test_plugin("failing_init"))),
         5);
     assert_string_equal(rest, "plugin 'db' failed to start: database unreachable");
 }
@@ -289,21 +311,23 @@ TEST(t_setting_for_plugin_without_settings)
 TEST(t_setting_type_and_range_checked)
 {
     F;
-    assert_string_equal(load_fails(f, proximity("radius = \"20\";"), 3),
-                        "'radius' must be an integer (distance at which two clients match)");
-    assert_string_equal(load_fails(f, proximity("radius = 2.5;"), 3),
-                        "'radius' must be an integer (distance at which two clients match)");
-    assert_string_equal(load_fails(f, proximity("radius = -1;"), 3),
-                        "'radius' must be between 0 and 2147483647 (got -1)");
-    assert_string_equal(load_fails(f, proximity("leave_radius = 2147483648L;"), 3),
-                        "'leave_radius' must be between 0 and 2147483647 (got 2147483648)");
-    assert_string_equal(load_fails(f, relay_guard("grace = \"30\";"), 3),
-                        "'grace' must be a number (seconds a parted pair may still exchange relays)");
-    assert_string_equal(load_fails(f, relay_guard("grace = -0.5;"), 3),
-                        "'grace' must be between 0 and 86400 (got -0.5)");
-    assert_string_equal(load_fails(f, scripted("s", "join = 5;"), 3), "'join' must be a string");
-    assert_string_equal(load_fails(f, scripted("s", "shift = 1001;"), 3),
-                        "'shift' must be between -1000 and 1000 (got 1001)");
+    const struct {
+        const char *entry, *error;
+    } cases[] = {
+        {proximity("radius = \"20\";"),
+         "'radius' must be an integer (distance at which two clients match)"},
+        {proximity("radius = 2.5;"), "'radius' must be an integer (distance at which two clients match)"},
+        {proximity("radius = -1;"), "'radius' must be between 0 and 2147483647 (got -1)"},
+        {proximity("leave_radius = 2147483648L;"),
+         "'leave_radius' must be between 0 and 2147483647 (got 2147483648)"},
+        {relay_guard("grace = \"30\";"),
+         "'grace' must be a number (seconds a parted pair may still exchange relays)"},
+        {relay_guard("grace = -0.5;"), "'grace' must be between 0 and 86400 (got -0.5)"},
+        {scripted("s", "join = 5;"), "'join' must be a string"},
+        {scripted("s", "shift = 1001;"), "'shift' must be between -1000 and 1000 (got 1001)"},
+    };
+    for (size_t i = 0; i < ES_ARRAY_LEN(cases); i++)
+        assert_string_equal(load_fails(f, cases[i].entry, 3), cases[i].error);
 }
 
 TEST(t_integer_accepted_for_number_setting)
@@ -621,13 +645,29 @@ TEST(t_proximity_zero_radius)
 {
     F;
     load_ok(f, proximity("radius = 0; leave_radius = 0;"));
-    earshot_client a = client("a", 1, 5, 5), b = client("b", 1, 5, 5);
-    assert_int_equal(es_hooks_match(&f->h, &a, &b, 0), 1);
-    b.pos.x = 6;
-    assert_int_equal(es_hooks_match(&f->h, &a, &b, 1), 0);
+    /* only the same spot matches, matched before or not */
+    static const struct {
+        int32_t x;
+        int matched, want;
+    } cases[] = {{5, 0, 1}, {6, 1, 0}};
+    earshot_client a = client("a", 1, 5, 5);
+    for (size_t i = 0; i < ES_ARRAY_LEN(cases); i++) {
+        earshot_client b = client("b", 1, cases[i].x, 5);
+        assert_int_equal(es_hooks_match(&f->h, &a, &b, cases[i].matched), cases[i].want);
+    }
 }
 
 /* ---- relay_guard --------------------------------------------------------------- */
+
+/* relay_guard with settings, and a pair a, b that was matched and parted. */
+static void load_parted_pair(fx *f, const char *settings, earshot_client *a, earshot_client *b)
+{
+    load_ok(f, relay_guard(settings));
+    *a = client("a", 1, 0, 0);
+    *b = client("b", 1, 0, 0);
+    es_hooks_pair(&f->h, a, b, 1);
+    es_hooks_pair(&f->h, a, b, 0);
+}
 
 TEST(t_relay_guard_matched_allowed)
 {
@@ -657,11 +697,9 @@ TEST(t_relay_guard_never_matched_denied)
 TEST(t_relay_guard_parted_pair_is_per_pair)
 {
     F;
-    load_ok(f, relay_guard(""));
-    earshot_client a = client("a", 1, 0, 0), b = client("b", 1, 0, 0), c = client("c", 1, 0, 0);
+    earshot_client a, b, c = client("c", 1, 0, 0);
+    load_parted_pair(f, "", &a, &b);
     char reason[ES_ERROR_MAX] = "";
-    es_hooks_pair(&f->h, &a, &b, 1);
-    es_hooks_pair(&f->h, &a, &b, 0);
     assert_int_equal(relay(f, &a, &b, 0, EARSHOT_RELAY_OFFER, reason), 1);
     assert_int_equal(relay(f, &b, &a, 0, EARSHOT_RELAY_ANSWER, reason), 1); /* either direction */
     assert_int_equal(relay(f, &a, &c, 0, EARSHOT_RELAY_OFFER, reason), 0);  /* other pair */
@@ -672,11 +710,9 @@ TEST(t_relay_guard_parted_pair_is_per_pair)
 TEST(t_relay_guard_grace_expires)
 {
     F;
-    load_ok(f, relay_guard("grace = 0.2;"));
-    earshot_client a = client("a", 1, 0, 0), b = client("b", 1, 0, 0);
+    earshot_client a, b;
+    load_parted_pair(f, "grace = 0.2;", &a, &b);
     char reason[ES_ERROR_MAX] = "";
-    es_hooks_pair(&f->h, &a, &b, 1);
-    es_hooks_pair(&f->h, &a, &b, 0);
     assert_int_equal(relay(f, &a, &b, 0, EARSHOT_RELAY_OFFER, reason), 1); /* at 0 s */
     sleep_seconds(0.6);
     assert_int_equal(relay(f, &a, &b, 0, EARSHOT_RELAY_OFFER, reason), 0); /* at 0.6 s */
@@ -690,11 +726,9 @@ TEST(t_relay_guard_grace_expires)
 TEST(t_relay_guard_zero_grace)
 {
     F;
-    load_ok(f, relay_guard("grace = 0;"));
-    earshot_client a = client("a", 1, 0, 0), b = client("b", 1, 0, 0);
+    earshot_client a, b;
+    load_parted_pair(f, "grace = 0;", &a, &b);
     char reason[ES_ERROR_MAX] = "";
-    es_hooks_pair(&f->h, &a, &b, 1);
-    es_hooks_pair(&f->h, &a, &b, 0);
     assert_int_equal(relay(f, &a, &b, 0, EARSHOT_RELAY_OFFER, reason), 0);
 }
 
@@ -763,6 +797,9 @@ int main(void)
         T(t_no_hooks),
         T(t_bad_abi_refused),
         T(t_no_entry_refused),
+        T(t_null_descriptor_refused),
+        T(t_descriptor_smaller_than_the_first_abi_refused),
+        T(t_first_abi_plugin_has_no_appended_hooks),
         T(t_failing_init_refused),
         T(t_missing_so_refused),
         T(t_failure_names_the_failing_entry_line),

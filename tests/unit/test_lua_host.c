@@ -25,31 +25,13 @@
 
 /* ---- the world: one config + its loaded hooks per test ------------------- */
 
-typedef struct world {
-    tmpdir dir;
-    char cfgpath[512];
-    es_config cfg;
-    es_hooks hooks;
-    int cfg_loaded, hooks_loaded;
-} world;
-
-static world W;
-static char err[2048];
+static hooks_fixture W;
 static char reason[ES_ERROR_MAX];
 
 static const char *source_dir(void) { return env_dir("EARSHOT_SOURCE_DIR"); }
 static const char *plugin_dir(void) { return env_dir("EARSHOT_PLUGIN_DIR"); }
 
-static void world_free(void)
-{
-    if (W.hooks_loaded)
-        es_hooks_unload(&W.hooks);
-    if (W.cfg_loaded)
-        es_config_free(&W.cfg);
-    if (W.dir.path[0])
-        tmpdir_remove(&W.dir);
-    memset(&W, 0, sizeof W);
-}
+static void world_free(void) { hooks_fixture_free(&W); }
 
 static int teardown(void **state)
 {
@@ -58,50 +40,30 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The hooks list entries, one per line: the first entry is on line 3. */
-static const char *config_text(const char *entries)
-{
-    return fmt("log = { level = \"error\"; };\nhooks = (\n%s\n);\n", entries);
-}
-
-static void world_dir(void)
-{
-    if (!W.dir.path[0])
-        tmpdir_make(&W.dir);
-}
-
 /* A file in the test's temp dir (removed at teardown); returns its path. */
 static const char *world_file(const char *name, const char *text)
 {
-    world_dir();
+    if (!W.dir.path[0])
+        tmpdir_make(&W.dir);
     return tmpdir_write(&W.dir, name, text);
 }
 
-/* Load entries; 0, or -1 (es_config_load failed) / -2 (es_hooks_load failed)
- * with the message in err. */
+/* Load the hooks list entries, one per line: the first entry is on line 3.
+ * 0, or -1 (es_config_load failed) / -2 (es_hooks_load failed) with the
+ * message in W.err. */
 static int world_try(const char *entries)
 {
-    world_dir();
-    const char *path = tmpdir_write(&W.dir, "earshot.cfg", config_text(entries));
-    snprintf(W.cfgpath, sizeof W.cfgpath, "%s", path);
-    err[0] = '\0';
     const char *script_dir = fmt("%s/lua", source_dir());
     es_config_defaults defaults = {.plugin_dir = plugin_dir(), .script_dir = script_dir};
-    if (es_config_load(&W.cfg, W.cfgpath, &defaults, err, sizeof err) != 0)
-        return -1;
-    W.cfg_loaded = 1;
-    memset(&W.hooks, 0, sizeof W.hooks);
-    if (es_hooks_load(&W.hooks, &W.cfg, err, sizeof err) != 0)
-        return -2;
-    W.hooks_loaded = 1;
-    return 0;
+    return hooks_fixture_load(
+        &W, fmt("log = { level = \"error\"; };\nhooks = (\n%s\n);\n", entries), &defaults);
 }
 
 static void world_load(const char *entries)
 {
     int rc = world_try(entries);
     if (rc != 0)
-        fail_msg("%s failed: %s", rc == -1 ? "es_config_load" : "es_hooks_load", err);
+        fail_msg("%s failed: %s", rc == -1 ? "es_config_load" : "es_hooks_load", W.err);
 }
 
 /* Load entries that must fail in es_hooks_load; returns the message. */
@@ -109,11 +71,11 @@ static const char *world_refused(const char *entries)
 {
     int rc = world_try(entries);
     if (rc == -1)
-        fail_msg("es_config_load failed, es_hooks_load was expected to: %s", err);
+        fail_msg("es_config_load failed, es_hooks_load was expected to: %s", W.err);
     if (rc == 0)
         fail_msg("es_hooks_load accepted a config it must refuse");
-    assert_int_equal(W.hooks.nlinks, 0); /* everything undone */
-    return err;
+    assert_int_equal(W.h.nlinks, 0); /* everything undone */
+    return W.err;
 }
 
 /* Entries. */
@@ -139,14 +101,14 @@ static const char *tail_entry(void) { return lua_entry("tail", "tail.lua", NULL)
 static const char *two(const char *a, const char *b) { return fmt("%s,\n%s", a, b); }
 
 /* The config line of entry i (0-based). */
-static const char *entry_where(int i) { return fmt("%s:%d: ", W.cfgpath, 3 + i); }
+static const char *entry_where(int i) { return fmt("%s:%d: ", W.cfg_path, 3 + i); }
 
 /* ---- links and counters ------------------------------------------------- */
 
 static es_link *link_at(size_t i)
 {
-    assert_true(i < W.hooks.nlinks);
-    return &W.hooks.links[i];
+    assert_true(i < W.h.nlinks);
+    return &W.h.links[i];
 }
 
 static const es_lua_stats *stats(size_t i)
@@ -186,22 +148,30 @@ static int join_full(const char *id, const char *query, const earshot_header *h,
                       .header_count = nh,
                       .pos = pos_at(0, 1, 0, 0, 0)};
     reason_reset();
-    return es_hooks_join(&W.hooks, &j, reason);
+    return es_hooks_join(&W.h, &j, reason);
 }
 
 static int join(const char *id) { return join_full(id, "", NULL, 0); }
+
+/* join(id) must be denied with exactly this reason. */
+static void join_denied(const char *id, const char *why)
+{
+    if (join(id) != 0)
+        fail_msg("join %s was allowed", id);
+    assert_string_equal(reason, why);
+}
 
 /* Client id moves from its current position to *pos. */
 static int position(const earshot_client *c, earshot_position *pos)
 {
     reason_reset();
-    return es_hooks_position(&W.hooks, c, pos, reason);
+    return es_hooks_position(&W.h, c, pos, reason);
 }
 
 static int match_ids(const char *a_id, const char *b_id, int matched)
 {
     earshot_client a = client_at(a_id, 0, 1, 0, 0, 0), b = client_at(b_id, 0, 1, 3, 4, 0);
-    return es_hooks_match(&W.hooks, &a, &b, matched);
+    return es_hooks_match(&W.h, &a, &b, matched);
 }
 
 static int relay_ids(const char *from, const char *to)
@@ -214,7 +184,7 @@ static int relay_ids(const char *from, const char *to)
                        .payload_len = 3,
                        .matched = 1};
     reason_reset();
-    return es_hooks_relay(&W.hooks, &r, reason);
+    return es_hooks_relay(&W.h, &r, reason);
 }
 
 /* ---- stderr capture ----------------------------------------------------- */
@@ -301,7 +271,7 @@ TEST(join_arguments_reach_the_script)
                       .header_count = 3,
                       .pos = pos_at(9, 2, -5, INT32_MAX, 3)};
     reason_reset();
-    assert_int_equal(es_hooks_join(&W.hooks, &j, reason), 0);
+    assert_int_equal(es_hooks_join(&W.h, &j, reason), 0);
     assert_string_equal(reason, "1 {address=\"10.1.2.3\",channel=3,client_id=\"al\xc3\xaf" "ce\","
                                 "game_id=9,headers={authorization=\"Bearer t0k\",host=\"example."
                                 "org\",x-quote=\"a \\\"quoted\\\" value\"},map_id=2,path=\"/room/"
@@ -316,7 +286,7 @@ TEST(join_arguments_reach_the_script)
                       .header_count = 0,
                       .pos = pos_at(INT32_MIN, 0, 0, -1, 0)};
     reason_reset();
-    assert_int_equal(es_hooks_join(&W.hooks, &k, reason), 0);
+    assert_int_equal(es_hooks_join(&W.h, &k, reason), 0);
     assert_string_equal(reason, "1 {address=\"::1\",channel=0,client_id=\"b\",game_id=-2147483648,"
                                 "headers={},map_id=0,path=\"/\",query=\"\",x=0,y=-1}");
 }
@@ -348,12 +318,12 @@ TEST(match_arguments_reach_the_script)
     earshot_client a = {.client_id = "a", .address = "10.0.0.1", .pos = pos_at(4, 1, 2, 3, 7)};
     earshot_client b = {.client_id = "b", .address = "10.0.0.2", .pos = pos_at(4, 1, 5, 7, 7)};
     /* echo passes: with no other filter, nobody matches */
-    assert_int_equal(es_hooks_match(&W.hooks, &a, &b, 1), 0);
+    assert_int_equal(es_hooks_match(&W.h, &a, &b, 1), 0);
     assert_int_equal(join("?last"), 0);
     assert_string_equal(reason, "3 {address=\"10.0.0.1\",channel=7,client_id=\"a\",game_id=4,"
                                 "map_id=1,x=2,y=3} {address=\"10.0.0.2\",channel=7,client_id=\"b\","
                                 "game_id=4,map_id=1,x=5,y=7} true");
-    assert_int_equal(es_hooks_match(&W.hooks, &b, &a, 0), 0);
+    assert_int_equal(es_hooks_match(&W.h, &b, &a, 0), 0);
     assert_int_equal(join("?last"), 0);
     assert_string_equal(reason, "3 {address=\"10.0.0.2\",channel=7,client_id=\"b\",game_id=4,"
                                 "map_id=1,x=5,y=7} {address=\"10.0.0.1\",channel=7,client_id=\"a\","
@@ -380,7 +350,7 @@ TEST(relay_arguments_reach_the_script)
                            .payload_len = 5,
                            .matched = (int)(i != 1)};
         reason_reset();
-        assert_int_equal(es_hooks_relay(&W.hooks, &r, reason), 0);
+        assert_int_equal(es_hooks_relay(&W.h, &r, reason), 0);
         assert_string_equal(
             reason, fmt("1 {kind=\"%s\",matched=%s,payload=\"v=0\\0x\",sender={address=\"10.0.0.1\","
                         "channel=0,client_id=\"a\",game_id=0,map_id=1,x=2,y=3},target={address="
@@ -391,7 +361,7 @@ TEST(relay_arguments_reach_the_script)
     earshot_relay r = {.kind = EARSHOT_RELAY_ANSWER, .sender = &b, .target = &a, .payload = "",
                        .payload_len = 0, .matched = 0};
     reason_reset();
-    assert_int_equal(es_hooks_relay(&W.hooks, &r, reason), 0);
+    assert_int_equal(es_hooks_relay(&W.h, &r, reason), 0);
     assert_contains(reason, "payload=\"\",sender={address=\"10.0.0.2\"");
 }
 
@@ -408,12 +378,31 @@ TEST(leave_arguments_reach_the_script)
                    {EARSHOT_LEAVE_SHUTDOWN, "shutdown"}};
     earshot_client c = {.client_id = "dave", .address = "10.0.0.3", .pos = pos_at(2, 3, 4, 5, 6)};
     for (size_t i = 0; i < 5; i++) {
-        es_hooks_leave(&W.hooks, &c, reasons[i].why);
+        es_hooks_leave(&W.h, &c, reasons[i].why);
         assert_int_equal(join("?last"), 0);
         assert_string_equal(reason, fmt("2 {address=\"10.0.0.3\",channel=6,client_id=\"dave\","
                                         "game_id=2,map_id=3,x=4,y=5} \"%s\"",
                                         reasons[i].name));
     }
+    assert_int_equal(stats(0)->errors, 0);
+}
+
+TEST(pair_arguments_reach_the_script)
+{
+    world_load(lua_entry("echo", "echo.lua", NULL));
+    earshot_client a = {.client_id = "a", .address = "10.0.0.1", .pos = pos_at(4, 1, 2, 3, 7)};
+    earshot_client b = {.client_id = "b", .address = "::1", .pos = pos_at(4, 1, -5, 7, 7)};
+    es_hooks_pair(&W.h, &a, &b, 1);
+    assert_int_equal(join("?last"), 0);
+    assert_string_equal(reason, "3 {address=\"10.0.0.1\",channel=7,client_id=\"a\",game_id=4,"
+                                "map_id=1,x=2,y=3} {address=\"::1\",channel=7,client_id=\"b\","
+                                "game_id=4,map_id=1,x=-5,y=7} true");
+    es_hooks_pair(&W.h, &b, &a, 0);
+    assert_int_equal(join("?last"), 0);
+    assert_string_equal(reason, "3 {address=\"::1\",channel=7,client_id=\"b\",game_id=4,"
+                                "map_id=1,x=-5,y=7} {address=\"10.0.0.1\",channel=7,client_id=\"a\","
+                                "game_id=4,map_id=1,x=2,y=3} false");
+    assert_int_equal(stats(0)->calls, 4);
     assert_int_equal(stats(0)->errors, 0);
 }
 
@@ -424,43 +413,78 @@ static void load_verdicts(void)
     world_load(two(lua_entry("verdicts", "verdicts.lua", NULL), tail_entry()));
 }
 
+/* One answer of verdicts.lua, and what the chain (verdicts, tail) makes of it. */
+typedef struct verdict_case {
+    const char *id;         /* what verdicts.lua returns */
+    int allowed;            /* the chain's answer (match: matched) */
+    const char *reason;     /* the reason it leaves; NULL: untouched */
+    int tail_called, error; /* the tail was asked; an error was counted */
+} verdict_case;
+
+/* A case's reason: the hook's own text for a deny without a reason. */
+static const char HOOK_DEFAULT[] = "(the hook's default reason)";
+
+/* Run case c through one chain (match: with `matched`); returns the answer. */
+typedef int (*verdict_run)(const verdict_case *c, int matched);
+
+/* Run every case through run, `runs` times each (the i-th with matched =
+ * i), checking the answer, the reason (HOOK_DEFAULT: hook_default), the
+ * tail's calls and the errors. */
+static void check_cases(const char *hook, verdict_run run, const verdict_case *cases, size_t n,
+                        int runs, const char *hook_default)
+{
+    uint64_t errors = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int m = 0; m < runs; m++) {
+            const verdict_case *c = &cases[i];
+            uint64_t tail_before = calls_of(1);
+            int v = run(c, m);
+            if (v != c->allowed)
+                fail_msg("%s %s: verdict %d, expected %d (%s)", hook, c->id, v, c->allowed, reason);
+            assert_string_equal(reason, c->reason == HOOK_DEFAULT ? hook_default
+                                        : c->reason                ? c->reason
+                                                                   : "(untouched)");
+            assert_int_equal(calls_of(1) - tail_before, c->tail_called);
+            errors += (uint64_t)c->error;
+            if (stats(0)->errors != errors)
+                fail_msg("%s %s: %llu errors counted, expected %llu", hook, c->id,
+                         (unsigned long long)stats(0)->errors, (unsigned long long)errors);
+        }
+    }
+}
+
+/* join and relay answer alike */
+static const verdict_case join_relay_cases[] = {
+    {"nil", 0, "tail", 1, 0},
+    {"none", 0, "tail", 1, 0},
+    {"true", 1, NULL, 0, 0},
+    {"true+reason", 1, NULL, 0, 0},
+    {"false", 0, HOOK_DEFAULT, 0, 0},
+    {"false+reason", 0, "go away", 0, 0},
+    {"false+empty", 0, HOOK_DEFAULT, 0, 0},
+    {"number", 0, "internal error", 0, 1},
+    {"string", 0, "internal error", 0, 1},
+    {"table", 0, "internal error", 0, 1},
+    {"function", 0, "internal error", 0, 1},
+};
+
+static int run_join(const verdict_case *c, int matched)
+{
+    (void)matched;
+    return join(c->id);
+}
+
 TEST(join_return_conventions)
 {
     load_verdicts();
-    struct {
-        const char *id;
-        int allowed;
-        const char *reason; /* NULL: allowed, reason untouched */
-        int tail_called, error;
-    } cases[] = {
-        {"nil", 0, "tail", 1, 0},
-        {"none", 0, "tail", 1, 0},
-        {"true", 1, NULL, 0, 0},
-        {"true+reason", 1, NULL, 0, 0},
-        {"false", 0, "join refused", 0, 0},
-        {"false+reason", 0, "go away", 0, 0},
-        {"false+empty", 0, "join refused", 0, 0},
-        {"number", 0, "internal error", 0, 1},
-        {"string", 0, "internal error", 0, 1},
-        {"table", 0, "internal error", 0, 1},
-        {"function", 0, "internal error", 0, 1},
-    };
-    uint64_t errors = 0;
-    for (size_t i = 0; i < ES_ARRAY_LEN(cases); i++) {
-        uint64_t tail_before = calls_of(1);
-        int v = join(cases[i].id);
-        if (v != cases[i].allowed)
-            fail_msg("join %s: verdict %d, expected %d", cases[i].id, v, cases[i].allowed);
-        assert_string_equal(reason, cases[i].reason ? cases[i].reason : "(untouched)");
-        assert_int_equal(calls_of(1) - tail_before, cases[i].tail_called);
-        errors += (uint64_t)cases[i].error;
-        assert_int_equal(stats(0)->errors, errors);
-    }
+    check_cases("join", run_join, join_relay_cases, ES_ARRAY_LEN(join_relay_cases), 1,
+                "join refused");
+    uint64_t errors = stats(0)->errors;
     /* a non-string reason is no reason, and no error */
     assert_int_equal(join("false+number"), 0);
     assert_string_not_equal(reason, "internal error");
     assert_int_equal(stats(0)->errors, errors);
-    assert_int_equal(stats(0)->calls, ES_ARRAY_LEN(cases) + 1);
+    assert_int_equal(stats(0)->calls, ES_ARRAY_LEN(join_relay_cases) + 1);
 }
 
 TEST(long_reason_is_cut_at_a_character_boundary)
@@ -477,62 +501,49 @@ TEST(long_reason_is_cut_at_a_character_boundary)
     }
 }
 
+static int run_position(const verdict_case *c, int matched)
+{
+    (void)matched;
+    earshot_client cl = client_at(c->id, 0, 1, 0, 0, 0);
+    earshot_position p = pos_at(0, 1, 10, 20, 0);
+    int v = position(&cl, &p);
+    /* the caller gets the position the tail saw (and printed), or, when no
+     * later link ran, the one it asked for */
+    const char *got = fmt("%d %d %d %d %d", p.game_id, p.map_id, p.x, p.y, p.channel);
+    const char *want = c->tail_called ? c->reason + strlen("tail ") : "0 1 10 20 0";
+    if (strcmp(got, want) != 0)
+        fail_msg("position %s: got (%s), expected (%s)", c->id, got, want);
+    return v;
+}
+
 TEST(position_return_conventions)
 {
     load_verdicts();
-    struct {
-        const char *id;
-        int allowed;
-        const char *reason;
-        int tail_called, error;
-        earshot_position after; /* the position after the run */
-    } cases[] = {
-        {"nil", 0, "tail 0 1 10 20 0", 1, 0, {0, 1, 10, 20, 0}},
-        {"none", 0, "tail 0 1 10 20 0", 1, 0, {0, 1, 10, 20, 0}},
-        {"true", 1, NULL, 0, 0, {0, 1, 10, 20, 0}},
-        {"false", 0, "position refused", 0, 0, {0, 1, 10, 20, 0}},
-        {"false+reason", 0, "go away", 0, 0, {0, 1, 10, 20, 0}},
+    static const verdict_case cases[] = {
+        {"nil", 0, "tail 0 1 10 20 0", 1, 0},
+        {"none", 0, "tail 0 1 10 20 0", 1, 0},
+        {"true", 1, NULL, 0, 0},
+        {"false", 0, HOOK_DEFAULT, 0, 0},
+        {"false+reason", 0, "go away", 0, 0},
         /* an adjusted position passes: the next link sees it, the caller gets it */
-        {"pos", 0, "tail 0 1 11 -12 0", 1, 0, {0, 1, 11, -12, 0}},
-        {"pos-all", 0, "tail 5 3 1 2 4", 1, 0, {5, 3, 1, 2, 4}},
-        {"pos-limits", 0, "tail 0 1 -2147483648 2147483647 0", 1, 0,
-         {0, 1, INT32_MIN, INT32_MAX, 0}},
-        {"pos-same", 0, "tail 0 1 11 20 0", 1, 0, {0, 1, 11, 20, 0}},
-        {"table", 0, "tail 0 1 10 20 0", 1, 0, {0, 1, 10, 20, 0}},
+        {"pos", 0, "tail 0 1 11 -12 0", 1, 0},
+        {"pos-all", 0, "tail 5 3 1 2 4", 1, 0},
+        {"pos-limits", 0, "tail 0 1 -2147483648 2147483647 0", 1, 0},
+        {"pos-same", 0, "tail 0 1 11 20 0", 1, 0},
+        {"table", 0, "tail 0 1 10 20 0", 1, 0},
         /* bad values: an error, position's default on_error is allow (pass),
          * and nothing of the bad table is applied */
-        {"pos-float", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
-        {"pos-big", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
-        {"pos-small", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
-        {"pos-text", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
-        {"pos-bool", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
-        {"pos-table", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
-        {"number", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
-        {"string", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
-        {"function", 0, "tail 0 1 10 20 0", 1, 1, {0, 1, 10, 20, 0}},
+        {"pos-float", 0, "tail 0 1 10 20 0", 1, 1},
+        {"pos-big", 0, "tail 0 1 10 20 0", 1, 1},
+        {"pos-small", 0, "tail 0 1 10 20 0", 1, 1},
+        {"pos-text", 0, "tail 0 1 10 20 0", 1, 1},
+        {"pos-bool", 0, "tail 0 1 10 20 0", 1, 1},
+        {"pos-table", 0, "tail 0 1 10 20 0", 1, 1},
+        {"number", 0, "tail 0 1 10 20 0", 1, 1},
+        {"string", 0, "tail 0 1 10 20 0", 1, 1},
+        {"function", 0, "tail 0 1 10 20 0", 1, 1},
     };
-    uint64_t errors = 0;
-    for (size_t i = 0; i < ES_ARRAY_LEN(cases); i++) {
-        earshot_client c = client_at(cases[i].id, 0, 1, 0, 0, 0);
-        earshot_position p = pos_at(0, 1, 10, 20, 0);
-        uint64_t tail_before = calls_of(1);
-        int v = position(&c, &p);
-        if (v != cases[i].allowed)
-            fail_msg("position %s: verdict %d, expected %d (%s)", cases[i].id, v,
-                     cases[i].allowed, reason);
-        assert_string_equal(reason, cases[i].reason ? cases[i].reason : "(untouched)");
-        assert_int_equal(calls_of(1) - tail_before, cases[i].tail_called);
-        errors += (uint64_t)cases[i].error;
-        if (stats(0)->errors != errors)
-            fail_msg("position %s: %llu errors counted, expected %llu", cases[i].id,
-                     (unsigned long long)stats(0)->errors, (unsigned long long)errors);
-        const earshot_position *e = &cases[i].after;
-        if (p.game_id != e->game_id || p.map_id != e->map_id || p.x != e->x || p.y != e->y ||
-            p.channel != e->channel)
-            fail_msg("position %s: got (%d %d %d %d %d), expected (%d %d %d %d %d)", cases[i].id,
-                     p.game_id, p.map_id, p.x, p.y, p.channel, e->game_id, e->map_id, e->x, e->y,
-                     e->channel);
-    }
+    check_cases("position", run_position, cases, ES_ARRAY_LEN(cases), 1, "position refused");
 }
 
 TEST(position_table_is_applied_alone)
@@ -550,30 +561,23 @@ TEST(position_table_is_applied_alone)
     assert_int_equal(p.channel, 4);
 }
 
+static int run_match(const verdict_case *c, int matched)
+{
+    reason_reset(); /* a match has no reason: it stays untouched */
+    return match_ids(c->id, "other", matched);
+}
+
 TEST(match_return_conventions)
 {
     load_verdicts();
-    struct {
-        const char *id;
-        int matched, tail_called, error;
-    } cases[] = {
-        {"nil", 1, 1, 0},    {"none", 1, 1, 0},   {"true", 1, 0, 0},
-        {"true+reason", 1, 0, 0}, {"false", 0, 0, 0}, {"false+reason", 0, 0, 0},
+    static const verdict_case cases[] = {
+        {"nil", 1, NULL, 1, 0},    {"none", 1, NULL, 1, 0},   {"true", 1, NULL, 0, 0},
+        {"true+reason", 1, NULL, 0, 0}, {"false", 0, NULL, 0, 0}, {"false+reason", 0, NULL, 0, 0},
         /* bad: an error, match's default on_error is allow = pass: the tail allows */
-        {"number", 1, 1, 1}, {"string", 1, 1, 1}, {"table", 1, 1, 1}, {"function", 1, 1, 1},
+        {"number", 1, NULL, 1, 1}, {"string", 1, NULL, 1, 1}, {"table", 1, NULL, 1, 1},
+        {"function", 1, NULL, 1, 1},
     };
-    uint64_t errors = 0;
-    for (size_t i = 0; i < ES_ARRAY_LEN(cases); i++) {
-        for (int m = 0; m <= 1; m++) {
-            uint64_t tail_before = calls_of(1);
-            int v = match_ids(cases[i].id, "other", m);
-            if (v != cases[i].matched)
-                fail_msg("match %s: %d, expected %d", cases[i].id, v, cases[i].matched);
-            assert_int_equal(calls_of(1) - tail_before, cases[i].tail_called);
-            errors += (uint64_t)cases[i].error;
-            assert_int_equal(stats(0)->errors, errors);
-        }
-    }
+    check_cases("match", run_match, cases, ES_ARRAY_LEN(cases), 2, NULL);
 }
 
 TEST(match_all_pass_is_no_match)
@@ -585,37 +589,17 @@ TEST(match_all_pass_is_no_match)
     assert_int_equal(match_ids("false", "x", 1), 0);
 }
 
+static int run_relay(const verdict_case *c, int matched)
+{
+    (void)matched;
+    return relay_ids(c->id, "bob");
+}
+
 TEST(relay_return_conventions)
 {
     load_verdicts();
-    struct {
-        const char *id;
-        int allowed;
-        const char *reason;
-        int tail_called, error;
-    } cases[] = {
-        {"nil", 0, "tail", 1, 0},
-        {"none", 0, "tail", 1, 0},
-        {"true", 1, NULL, 0, 0},
-        {"true+reason", 1, NULL, 0, 0},
-        {"false", 0, "relay to bob not allowed", 0, 0},
-        {"false+reason", 0, "go away", 0, 0},
-        {"number", 0, "internal error", 0, 1},
-        {"string", 0, "internal error", 0, 1},
-        {"table", 0, "internal error", 0, 1},
-        {"function", 0, "internal error", 0, 1},
-    };
-    uint64_t errors = 0;
-    for (size_t i = 0; i < ES_ARRAY_LEN(cases); i++) {
-        uint64_t tail_before = calls_of(1);
-        int v = relay_ids(cases[i].id, "bob");
-        if (v != cases[i].allowed)
-            fail_msg("relay %s: verdict %d, expected %d", cases[i].id, v, cases[i].allowed);
-        assert_string_equal(reason, cases[i].reason ? cases[i].reason : "(untouched)");
-        assert_int_equal(calls_of(1) - tail_before, cases[i].tail_called);
-        errors += (uint64_t)cases[i].error;
-        assert_int_equal(stats(0)->errors, errors);
-    }
+    check_cases("relay", run_relay, join_relay_cases, ES_ARRAY_LEN(join_relay_cases), 1,
+                "relay to bob not allowed");
 }
 
 TEST(leave_return_values_are_ignored)
@@ -624,7 +608,7 @@ TEST(leave_return_values_are_ignored)
     const char *ids[] = {"nil", "true", "false+reason", "number", "table", "pos-all"};
     for (size_t i = 0; i < ES_ARRAY_LEN(ids); i++) {
         earshot_client c = client_at(ids[i], 0, 1, 0, 0, 0);
-        es_hooks_leave(&W.hooks, &c, EARSHOT_LEAVE_CLOSED);
+        es_hooks_leave(&W.h, &c, EARSHOT_LEAVE_CLOSED);
     }
     assert_int_equal(stats(0)->calls, ES_ARRAY_LEN(ids));
     assert_int_equal(stats(0)->errors, 0);
@@ -635,12 +619,12 @@ TEST(leave_return_values_are_ignored)
 
 TEST(settings_reach_the_script)
 {
-    world_load(lua_entry("my-settings", "settings.lua",
+    world_load(lua_entry("my-settings", "echo.lua",
                          "settings = { n = 42; neg = -7; big = 9000000000L; f = 2.5; b = true; "
                          "off = false; s = \"hi \\\"there\\\"\"; empty = \"\"; arr = [1, 2, 3]; "
                          "lst = (\"a\", 2, { g = 1; }); nested = { inner = { deep = \"x\"; "
                          "ok = true; }; k = 7; }; };"));
-    assert_int_equal(join("x"), 0);
+    assert_int_equal(join("?settings"), 0);
     assert_string_equal(reason,
                         "name=my-settings settings={arr={1=1,2=2,3=3},b=true,big=9000000000,"
                         "empty=\"\",f=2.5,lst={1=\"a\",2=2,3={g=1}},n=42,neg=-7,nested={inner={"
@@ -649,10 +633,9 @@ TEST(settings_reach_the_script)
 
 TEST(no_settings_is_an_empty_table)
 {
-    world_load(two(lua_entry("plain", "settings.lua", NULL),
-                   lua_entry("empty", "settings.lua", "settings = { };")));
-    assert_int_equal(join("x"), 0);
-    assert_string_equal(reason, "name=plain settings={}");
+    world_load(two(lua_entry("plain", "echo.lua", NULL),
+                   lua_entry("empty", "echo.lua", "settings = { };")));
+    join_denied("?settings", "name=plain settings={}");
     /* each script has its own state: the first denies, the second is not asked */
     assert_int_equal(calls_of(1), 0);
 }
@@ -660,10 +643,8 @@ TEST(no_settings_is_an_empty_table)
 TEST(each_entry_has_its_own_state)
 {
     world_load(two(lua_entry("first", "limits.lua", NULL), lua_entry("second", "limits.lua", NULL)));
-    assert_int_equal(join("declared"), 0);
-    assert_string_equal(reason, "counter 1");
-    assert_int_equal(join("declared"), 0);
-    assert_string_equal(reason, "counter 2");
+    join_denied("declared", "counter 1");
+    join_denied("declared", "counter 2");
     assert_int_equal(calls_of(1), 0);
     assert_int_equal(stats(1)->calls, 0);
 }
@@ -784,21 +765,17 @@ static void load_limits(const char *extra) { world_load(lua_entry("limits", "lim
 TEST(memory_bomb_is_stopped)
 {
     load_limits(NULL);
-    assert_int_equal(join("rep"), 0);
-    assert_string_equal(reason, "internal error");
+    join_denied("rep", "internal error");
     assert_int_equal(stats(0)->memory_stops, 1);
     assert_int_equal(stats(0)->errors, 0);
     assert_int_equal(stats(0)->budget_stops, 0);
     assert_true(stats(0)->memory_bytes < (size_t)16 << 20);
     /* the state still works, and can still use memory within its limit */
-    assert_int_equal(join("ok"), 0);
-    assert_string_equal(reason, "ok");
-    assert_int_equal(join("rep_small"), 0);
-    assert_string_equal(reason, "1048576 bytes");
+    join_denied("ok", "ok");
+    join_denied("rep_small", "1048576 bytes");
     assert_int_equal(join("rep"), 0);
     assert_int_equal(stats(0)->memory_stops, 2);
-    assert_int_equal(join("declared"), 0);
-    assert_string_equal(reason, "counter 1");
+    join_denied("declared", "counter 1");
     assert_int_equal(stats(0)->calls, 5);
 }
 
@@ -806,18 +783,15 @@ TEST(memory_limit_is_configurable)
 {
     load_limits("memory_limit = 1048576; instruction_limit = 1099511627776L;");
     /* 1 MiB of string does not fit in 1 MiB of state */
-    assert_int_equal(join("rep_small"), 0);
-    assert_string_equal(reason, "internal error");
+    join_denied("rep_small", "internal error");
     assert_int_equal(stats(0)->memory_stops, 1);
     /* a table growing without end meets the memory limit (the instruction
      * limit is out of reach) */
-    assert_int_equal(join("grow"), 0);
-    assert_string_equal(reason, "internal error");
+    join_denied("grow", "internal error");
     assert_int_equal(stats(0)->memory_stops, 2);
     assert_int_equal(stats(0)->budget_stops, 0);
     assert_true(stats(0)->memory_bytes <= 1048576);
-    assert_int_equal(join("ok"), 0);
-    assert_string_equal(reason, "ok");
+    join_denied("ok", "ok");
 }
 
 /*
@@ -848,7 +822,7 @@ static int fill_then_call(void)
     for (int i = 0; i < 3; i++)
         if (join("ok") != 0) /* "ok" or "internal error": a deny either way */
             return 11;
-    if (es_lua_link_stats(&W.hooks.links[0])->memory_bytes > 1048576)
+    if (es_lua_link_stats(&W.h.links[0])->memory_bytes > 1048576)
         return 12;
     return 0;
 }
@@ -924,43 +898,34 @@ TEST(finalizer_obeys_the_instruction_limit)
 TEST(infinite_loop_is_stopped)
 {
     load_limits("instruction_limit = 100000;");
-    assert_int_equal(join("loop"), 0);
-    assert_string_equal(reason, "internal error");
+    join_denied("loop", "internal error");
     assert_int_equal(stats(0)->budget_stops, 1);
     assert_int_equal(stats(0)->errors, 0);
     assert_int_equal(stats(0)->memory_stops, 0);
     /* the next call runs with a fresh budget */
-    assert_int_equal(join("ok"), 0);
-    assert_string_equal(reason, "ok");
-    assert_int_equal(join("declared"), 0);
-    assert_string_equal(reason, "counter 1");
+    join_denied("ok", "ok");
+    join_denied("declared", "counter 1");
     assert_int_equal(stats(0)->budget_stops, 1);
 }
 
 TEST(default_instruction_limit_stops_a_loop)
 {
     load_limits(NULL);
-    assert_int_equal(join("loop"), 0);
-    assert_string_equal(reason, "internal error");
+    join_denied("loop", "internal error");
     assert_int_equal(stats(0)->budget_stops, 1);
-    assert_int_equal(join("ok"), 0);
-    assert_string_equal(reason, "ok");
+    join_denied("ok", "ok");
 }
 
 TEST(pcall_cannot_swallow_the_stop)
 {
     load_limits("instruction_limit = 100000;");
-    assert_int_equal(join("pcall_loop"), 0);
-    assert_string_equal(reason, "internal error");
+    join_denied("pcall_loop", "internal error");
     assert_int_equal(stats(0)->budget_stops, 1);
-    assert_int_equal(join("ok"), 0);
-    assert_string_equal(reason, "ok");
+    join_denied("ok", "ok");
     /* a loop inside a callback from C (string.gsub) */
-    assert_int_equal(join("gsub_loop"), 0);
-    assert_string_equal(reason, "internal error");
+    join_denied("gsub_loop", "internal error");
     assert_int_equal(stats(0)->budget_stops, 2);
-    assert_int_equal(join("ok"), 0);
-    assert_string_equal(reason, "ok");
+    join_denied("ok", "ok");
     assert_int_equal(stats(0)->errors, 0);
 }
 
@@ -971,11 +936,9 @@ TEST(tail_called_pcall_cannot_swallow_the_stop)
      * answered per on_error, not with pcall's (false, "instruction limit
      * exceeded ...") as a verdict */
     load_limits("instruction_limit = 100000;");
-    assert_int_equal(join("tail_pcall"), 0);
-    assert_string_equal(reason, "internal error");
+    join_denied("tail_pcall", "internal error");
     assert_int_equal(stats(0)->budget_stops, 1);
-    assert_int_equal(join("ok"), 0);
-    assert_string_equal(reason, "ok");
+    join_denied("ok", "ok");
 }
 
 TEST(errors_are_counted_and_logged)
@@ -996,8 +959,7 @@ TEST(errors_are_counted_and_logged)
     assert_contains(log, "limits");
     assert_contains(log, "boom");
     assert_file_line(log, "limits.lua");
-    assert_int_equal(join("ok"), 0);
-    assert_string_equal(reason, "ok");
+    join_denied("ok", "ok");
 }
 
 TEST(new_global_in_a_hook_is_an_error)
@@ -1011,40 +973,71 @@ TEST(new_global_in_a_hook_is_an_error)
     assert_int_equal(stats(0)->errors, 1);
     assert_contains(log, "undeclared_global");
     /* declared globals may be assigned */
-    assert_int_equal(join("declared"), 0);
-    assert_string_equal(reason, "counter 1");
+    join_denied("declared", "counter 1");
     assert_int_equal(stats(0)->errors, 1);
     /* and the failed assignment left nothing behind: it fails again */
     assert_int_equal(join("undeclared"), 0);
     assert_int_equal(stats(0)->errors, 2);
 }
 
+/* What one verdict hook answers, and whether the tail link was asked. */
+typedef struct answer {
+    int verdict;        /* the chain's answer (match: matched) */
+    const char *reason; /* NULL: untouched */
+    int tail_asked;     /* -1: there is no tail link */
+} answer;
+
+/*
+ * Ask join, position, match (with `matched`) and relay in that order, with
+ * client ids ids[0..3], and check each answer against want[0..3]. The
+ * position asked for is (0 1 1 2 0), and no script here changes it.
+ */
+static void expect_answers(const char *const ids[4], int matched, const answer want[4])
+{
+    static const char *const hooks[4] = {"join", "position", "match", "relay"};
+    earshot_client c = client_at(ids[1], 0, 1, 0, 0, 0);
+    earshot_position p = pos_at(0, 1, 1, 2, 0);
+    uint64_t tail = want[0].tail_asked < 0 ? 0 : calls_of(1);
+    for (int i = 0; i < 4; i++) {
+        reason_reset();
+        int v = i == 0 ? join(ids[0])
+                : i == 1 ? position(&c, &p)
+                : i == 2 ? match_ids(ids[2], "b", matched)
+                         : relay_ids(ids[3], "b");
+        if (v != want[i].verdict)
+            fail_msg("%s: %d, expected %d (%s)", hooks[i], v, want[i].verdict, reason);
+        assert_string_equal(reason, want[i].reason ? want[i].reason : "(untouched)");
+        if (want[i].tail_asked >= 0) {
+            tail += (uint64_t)want[i].tail_asked;
+            if (calls_of(1) != tail)
+                fail_msg("%s: the tail was called %llu times, expected %llu", hooks[i],
+                         (unsigned long long)calls_of(1), (unsigned long long)tail);
+        }
+    }
+    assert_int_equal(p.x, 1);
+    assert_int_equal(p.y, 2);
+}
+
+static const char *const ANY_ID[4] = {"a", "a", "a", "a"};
+
 /* failing.lua: every hook raises an error. */
 TEST(error_in_every_hook_default_on_error)
 {
     world_load(two(lua_entry("failing", "failing.lua", NULL), tail_entry()));
-    /* join: deny with "internal error" */
-    assert_int_equal(join("a"), 0);
-    assert_string_equal(reason, "internal error");
-    assert_int_equal(calls_of(1), 0);
-    /* position: allow = pass, the tail decides */
-    earshot_client c = client_at("a", 0, 1, 0, 0, 0);
-    earshot_position p = pos_at(0, 1, 1, 2, 0);
-    assert_int_equal(position(&c, &p), 0);
-    assert_string_equal(reason, "tail 0 1 1 2 0");
-    assert_int_equal(calls_of(1), 1);
-    /* match: allow = pass, the tail allows */
-    assert_int_equal(match_ids("a", "b", 0), 1);
-    assert_int_equal(calls_of(1), 2);
-    /* relay: deny with "internal error" */
-    assert_int_equal(relay_ids("a", "b"), 0);
-    assert_string_equal(reason, "internal error");
-    assert_int_equal(calls_of(1), 2);
-    /* leave: counted */
-    es_hooks_leave(&W.hooks, &c, EARSHOT_LEAVE_DISCONNECT);
+    /* join and relay deny with "internal error"; position and match pass:
+     * the tail decides */
+    expect_answers(ANY_ID, 0,
+                   (answer[]){{0, "internal error", 0},
+                              {0, "tail 0 1 1 2 0", 1},
+                              {1, NULL, 1},
+                              {0, "internal error", 0}});
+    /* leave and pair: counted, nothing to answer */
+    earshot_client c = client_at("a", 0, 1, 0, 0, 0), d = client_at("d", 0, 1, 0, 0, 0);
+    es_hooks_leave(&W.h, &c, EARSHOT_LEAVE_DISCONNECT);
+    es_hooks_pair(&W.h, &c, &d, 1);
     const es_lua_stats *s = stats(0);
-    assert_int_equal(s->calls, 5);
-    assert_int_equal(s->errors, 5);
+    assert_int_equal(s->calls, 6);
+    assert_int_equal(s->errors, 6);
     assert_int_equal(s->budget_stops, 0);
     assert_int_equal(s->memory_stops, 0);
 }
@@ -1053,46 +1046,29 @@ TEST(error_in_every_hook_alone)
 {
     /* no tail: a passing failure leaves the chain's default */
     world_load(lua_entry("failing", "failing.lua", NULL));
-    assert_int_equal(join("a"), 0);
-    assert_string_equal(reason, "internal error");
-    earshot_client c = client_at("a", 0, 1, 0, 0, 0);
-    earshot_position p = pos_at(0, 1, 1, 2, 0);
-    assert_int_equal(position(&c, &p), 1);
-    assert_int_equal(p.x, 1);
-    assert_int_equal(match_ids("a", "b", 1), 0);
-    assert_int_equal(relay_ids("a", "b"), 0);
-    assert_string_equal(reason, "internal error");
+    expect_answers(ANY_ID, 1,
+                   (answer[]){{0, "internal error", -1},
+                              {1, NULL, -1},
+                              {0, NULL, -1},
+                              {0, "internal error", -1}});
 }
 
 TEST(on_error_deny_overrides)
 {
     world_load(two(lua_entry("failing", "failing.lua", "on_error = \"deny\";"), tail_entry()));
-    assert_int_equal(join("a"), 0);
-    assert_string_equal(reason, "internal error");
-    earshot_client c = client_at("a", 0, 1, 0, 0, 0);
-    earshot_position p = pos_at(0, 1, 1, 2, 0);
-    assert_int_equal(position(&c, &p), 0);
-    assert_string_equal(reason, "internal error");
-    assert_int_equal(match_ids("a", "b", 1), 0);
-    assert_int_equal(relay_ids("a", "b"), 0);
-    assert_string_equal(reason, "internal error");
-    assert_int_equal(calls_of(1), 0);
+    expect_answers(ANY_ID, 1,
+                   (answer[]){{0, "internal error", 0},
+                              {0, "internal error", 0},
+                              {0, NULL, 0},
+                              {0, "internal error", 0}});
     assert_int_equal(stats(0)->errors, 4);
 }
 
 TEST(on_error_allow_overrides)
 {
     world_load(two(lua_entry("failing", "failing.lua", "on_error = \"allow\";"), tail_entry()));
-    assert_int_equal(join("a"), 0);
-    assert_string_equal(reason, "tail");
-    earshot_client c = client_at("a", 0, 1, 0, 0, 0);
-    earshot_position p = pos_at(0, 1, 1, 2, 0);
-    assert_int_equal(position(&c, &p), 0);
-    assert_string_equal(reason, "tail 0 1 1 2 0");
-    assert_int_equal(match_ids("a", "b", 1), 1);
-    assert_int_equal(relay_ids("a", "b"), 0);
-    assert_string_equal(reason, "tail");
-    assert_int_equal(calls_of(1), 4);
+    expect_answers(ANY_ID, 1,
+                   (answer[]){{0, "tail", 1}, {0, "tail 0 1 1 2 0", 1}, {1, NULL, 1}, {0, "tail", 1}});
     assert_int_equal(stats(0)->errors, 4);
 }
 
@@ -1101,16 +1077,12 @@ TEST(on_error_per_hook)
     world_load(two(lua_entry("failing", "failing.lua",
                              "on_error = { join = \"allow\"; match = \"deny\"; };"),
                    tail_entry()));
-    assert_int_equal(join("a"), 0);
-    assert_string_equal(reason, "tail"); /* join: allow (pass) */
-    earshot_client c = client_at("a", 0, 1, 0, 0, 0);
-    earshot_position p = pos_at(0, 1, 1, 2, 0);
-    assert_int_equal(position(&c, &p), 0);
-    assert_string_equal(reason, "tail 0 1 1 2 0"); /* position: default allow */
-    assert_int_equal(match_ids("a", "b", 1), 0);   /* match: deny */
-    assert_int_equal(relay_ids("a", "b"), 0);
-    assert_string_equal(reason, "internal error"); /* relay: default deny */
-    assert_int_equal(calls_of(1), 2);
+    /* join: allow (pass); position: default allow; match: deny; relay: default deny */
+    expect_answers(ANY_ID, 1,
+                   (answer[]){{0, "tail", 1},
+                              {0, "tail 0 1 1 2 0", 1},
+                              {0, NULL, 0},
+                              {0, "internal error", 0}});
 }
 
 TEST(on_error_applies_to_stopped_calls)
@@ -1120,18 +1092,14 @@ TEST(on_error_applies_to_stopped_calls)
                              "instruction_limit = 100000; on_error = { position = \"deny\"; "
                              "relay = \"allow\"; };"),
                    tail_entry()));
-    assert_int_equal(join("a"), 0);
-    assert_string_equal(reason, "internal error");
-    earshot_client c = client_at("a", 0, 1, 0, 0, 0);
-    earshot_position p = pos_at(0, 1, 1, 2, 0);
-    assert_int_equal(position(&c, &p), 0);
-    assert_string_equal(reason, "internal error");
-    assert_int_equal(match_ids("a", "b", 0), 1); /* default allow: the tail allows */
-    assert_int_equal(relay_ids("a", "b"), 0);
-    assert_string_equal(reason, "tail");
+    /* match: default allow, the tail allows */
+    expect_answers(ANY_ID, 0,
+                   (answer[]){{0, "internal error", 0},
+                              {0, "internal error", 0},
+                              {1, NULL, 1},
+                              {0, "tail", 1}});
     assert_int_equal(stats(0)->budget_stops, 4);
     assert_int_equal(stats(0)->errors, 0);
-    assert_int_equal(calls_of(1), 2);
 }
 
 TEST(on_error_applies_to_bad_returns)
@@ -1140,17 +1108,12 @@ TEST(on_error_applies_to_bad_returns)
                              "on_error = { join = \"allow\"; position = \"deny\"; "
                              "match = \"deny\"; relay = \"allow\"; };"),
                    tail_entry()));
-    assert_int_equal(join("number"), 0);
-    assert_string_equal(reason, "tail");
-    earshot_client c = client_at("pos-text", 0, 1, 0, 0, 0);
-    earshot_position p = pos_at(0, 1, 1, 2, 0);
-    assert_int_equal(position(&c, &p), 0);
-    assert_string_equal(reason, "internal error");
-    assert_int_equal(p.x, 1);
-    assert_int_equal(match_ids("string", "b", 0), 0);
-    assert_int_equal(relay_ids("table", "b"), 0);
-    assert_string_equal(reason, "tail");
-    assert_int_equal(calls_of(1), 2);
+    static const char *const ids[4] = {"number", "pos-text", "string", "table"};
+    expect_answers(ids, 0,
+                   (answer[]){{0, "tail", 1},
+                              {0, "internal error", 0},
+                              {0, NULL, 0},
+                              {0, "tail", 1}});
     assert_int_equal(stats(0)->errors, 4);
 }
 
@@ -1313,7 +1276,7 @@ TEST(disabled_entry_is_not_loaded)
 {
     world_load(two(lua_entry("ghost", "no_such_script.lua", "enabled = false;"),
                    lua_entry("echo", "echo.lua", NULL)));
-    assert_int_equal(W.hooks.nlinks, 1);
+    assert_int_equal(W.h.nlinks, 1);
     assert_string_equal(link_at(0)->name, "echo");
 }
 
@@ -1334,37 +1297,39 @@ TEST(query_radius_reaches_the_hooks)
     world_load(two(lua_entry("radius", "radius.lua", "settings = { radius = 77; };"),
                    plugin_entry("proximity", "settings = { radius = 20; leave_radius = 25; };")));
     assert_int_equal(link_at(0)->query_radius, 77);
-    assert_int_equal(W.hooks.query_radius, 77);
+    assert_int_equal(W.h.query_radius, 77);
     world_free();
 
     world_load(two(lua_entry("radius", "radius.lua", "settings = { radius = 10; };"),
                    plugin_entry("proximity", "settings = { radius = 20; leave_radius = 25; };")));
     assert_int_equal(link_at(0)->query_radius, 10);
-    assert_int_equal(W.hooks.query_radius, 25);
+    assert_int_equal(W.h.query_radius, 25);
     world_free();
 
     world_load(lua_entry("radius", "radius.lua", "settings = { radius = 4294967296L; };"));
-    assert_int_equal(W.hooks.query_radius, INT64_C(4294967296));
+    assert_int_equal(W.h.query_radius, INT64_C(4294967296));
     world_free();
 
     /* no query_radius: 0 */
     world_load(lua_entry("radius", "radius.lua", NULL));
     assert_int_equal(link_at(0)->query_radius, 0);
-    assert_int_equal(W.hooks.query_radius, 0);
+    assert_int_equal(W.h.query_radius, 0);
 }
 
 TEST(chains_hold_the_hooks_a_script_defines)
 {
+    /* radius.lua: match_filter; echo.lua: all six; api.lua: on_join */
     world_load(fmt("%s,\n%s,\n%s", lua_entry("radius", "radius.lua", NULL),
-                   lua_entry("echo", "echo.lua", NULL), lua_entry("settings", "settings.lua", NULL)));
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_JOIN], 2);
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_POSITION], 1);
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_MATCH], 2);
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_RELAY], 1);
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_LEAVE], 1);
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_PAIR], 0);
-    assert_true(W.hooks.chain[ES_HOOK_MATCH][0] == link_at(0));
-    assert_true(W.hooks.chain[ES_HOOK_JOIN][1] == link_at(2));
+                   lua_entry("echo", "echo.lua", NULL), lua_entry("api", "api.lua", NULL)));
+    assert_int_equal(W.h.chain_len[ES_HOOK_JOIN], 2);
+    assert_int_equal(W.h.chain_len[ES_HOOK_POSITION], 1);
+    assert_int_equal(W.h.chain_len[ES_HOOK_MATCH], 2);
+    assert_int_equal(W.h.chain_len[ES_HOOK_RELAY], 1);
+    assert_int_equal(W.h.chain_len[ES_HOOK_LEAVE], 1);
+    assert_int_equal(W.h.chain_len[ES_HOOK_PAIR], 1);
+    assert_true(W.h.chain[ES_HOOK_MATCH][0] == link_at(0));
+    assert_true(W.h.chain[ES_HOOK_JOIN][1] == link_at(2));
+    assert_true(W.h.chain[ES_HOOK_PAIR][0] == link_at(1));
     /* a plugin link has no Lua stats */
     world_free();
     world_load(two(plugin_entry("proximity", NULL), lua_entry("echo", "echo.lua", NULL)));
@@ -1493,8 +1458,8 @@ static int pair_matched(int32_t game, int32_t map, int32_t dx, int32_t dy, int m
 {
     earshot_client a = client_at("a", game, map, 0, 0, 0), b = client_at("b", game, map, dx, dy, 0);
     uint64_t before = calls_of(1);
-    int v = es_hooks_match(&W.hooks, &a, &b, matched);
-    int v2 = es_hooks_match(&W.hooks, &b, &a, matched); /* symmetric */
+    int v = es_hooks_match(&W.h, &a, &b, matched);
+    int v2 = es_hooks_match(&W.h, &b, &a, matched); /* symmetric */
     assert_int_equal(v, v2);
     if (proximity_asked)
         *proximity_asked = calls_of(1) != before;
@@ -1504,7 +1469,7 @@ static int pair_matched(int32_t game, int32_t map, int32_t dx, int32_t dy, int m
 TEST(map_range_library_and_arena)
 {
     load_map_range(STOCK_MAPS);
-    assert_int_equal(W.hooks.query_radius, 45);
+    assert_int_equal(W.h.query_radius, 45);
     assert_int_equal(link_at(0)->query_radius, 45);
     int asked;
     /* library, map 3: radius 8 */
@@ -1555,14 +1520,14 @@ TEST(map_range_channels_and_games)
     /* map 3, another channel: map_range refuses itself */
     earshot_client a = client_at("a", 0, 3, 0, 0, 0), b = client_at("b", 0, 3, 1, 0, 1);
     uint64_t before = calls_of(1);
-    assert_int_equal(es_hooks_match(&W.hooks, &a, &b, 0), 0);
+    assert_int_equal(es_hooks_match(&W.h, &a, &b, 0), 0);
     assert_int_equal(calls_of(1), before);
     /* different games or maps: not map_range's call, proximity refuses */
     earshot_client c = client_at("c", 1, 3, 1, 0, 0);
-    assert_int_equal(es_hooks_match(&W.hooks, &a, &c, 0), 0);
+    assert_int_equal(es_hooks_match(&W.h, &a, &c, 0), 0);
     assert_int_equal(calls_of(1), before + 1);
     earshot_client d = client_at("d", 0, 7, 1, 0, 0);
-    assert_int_equal(es_hooks_match(&W.hooks, &a, &d, 0), 0);
+    assert_int_equal(es_hooks_match(&W.h, &a, &d, 0), 0);
     assert_int_equal(calls_of(1), before + 2);
 }
 
@@ -1571,7 +1536,7 @@ TEST(map_range_game_limited_and_default_leave)
     /* leave_radius left out: radius * 1.25 rounded down; game_id limits */
     load_map_range("( { map_id = 3; radius = 8; game_id = 2; } )");
     assert_int_equal(link_at(0)->query_radius, 10);
-    assert_int_equal(W.hooks.query_radius, 25);
+    assert_int_equal(W.h.query_radius, 25);
     int asked;
     assert_false(pair_matched(2, 3, 9, 0, 0, &asked));
     assert_false(asked);
@@ -1591,8 +1556,8 @@ TEST(map_range_bad_maps_refused)
         int rc = world_try(two(stock_entry("map_range", fmt("settings = { maps = %s; };", bad[i])),
                                plugin_entry("proximity", NULL)));
         if (rc != -2)
-            fail_msg("maps %s: expected es_hooks_load to fail (rc %d: %s)", bad[i], rc, err);
-        assert_file_line(err, "map_range.lua");
+            fail_msg("maps %s: expected es_hooks_load to fail (rc %d: %s)", bad[i], rc, W.err);
+        assert_file_line(W.err, "map_range.lua");
         world_free();
     }
 }
@@ -1661,7 +1626,7 @@ TEST(speed_limit_forgets_a_client_that_left)
     earshot_position p = pos_at(0, 1, 0, 0, 0);
     assert_int_equal(move("p", 0, 0, &p), 1);
     earshot_client c = client_at("p", 0, 1, 0, 0, 0);
-    es_hooks_leave(&W.hooks, &c, EARSHOT_LEAVE_DISCONNECT);
+    es_hooks_leave(&W.h, &c, EARSHOT_LEAVE_DISCONNECT);
     p = pos_at(0, 1, 1000000, 0, 0); /* a fresh start, not a jump */
     assert_int_equal(move("p", 0, 0, &p), 1);
 }
@@ -1734,12 +1699,12 @@ TEST(event_log_to_a_file)
                       .query = "",
                       .pos = pos_at(2, 1, 5, 6, 3)};
     reason_reset();
-    assert_int_equal(es_hooks_join(&W.hooks, &j, reason), 1); /* event_log only logs */
+    assert_int_equal(es_hooks_join(&W.h, &j, reason), 1); /* event_log only logs */
     earshot_client a = client_at("al\"ice", 2, 1, 5, 6, 3), b = client_at("bob", 2, 1, 7, 6, 3);
     earshot_relay r = {.kind = EARSHOT_RELAY_ICE_CANDIDATE, .sender = &a, .target = &b,
                        .payload = "cand\0idate", .payload_len = 10, .matched = 0};
-    assert_int_equal(es_hooks_relay(&W.hooks, &r, reason), 1);
-    es_hooks_leave(&W.hooks, &a, EARSHOT_LEAVE_TIMEOUT);
+    assert_int_equal(es_hooks_relay(&W.h, &r, reason), 1);
+    es_hooks_leave(&W.h, &a, EARSHOT_LEAVE_TIMEOUT);
     const char *text = read_file(out);
     char copy[16384];
     snprintf(copy, sizeof copy, "%s", text);
@@ -1773,9 +1738,9 @@ TEST(event_log_file_needs_grant_io)
 TEST(event_log_without_relays)
 {
     world_load(stock_entry("event_log", "settings = { relays = false; };"));
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_RELAY], 0);
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_JOIN], 1);
-    assert_int_equal(W.hooks.chain_len[ES_HOOK_LEAVE], 1);
+    assert_int_equal(W.h.chain_len[ES_HOOK_RELAY], 0);
+    assert_int_equal(W.h.chain_len[ES_HOOK_JOIN], 1);
+    assert_int_equal(W.h.chain_len[ES_HOOK_LEAVE], 1);
 }
 
 int main(void)
@@ -1788,6 +1753,7 @@ int main(void)
         T(match_arguments_reach_the_script),
         T(relay_arguments_reach_the_script),
         T(leave_arguments_reach_the_script),
+        T(pair_arguments_reach_the_script),
         T(join_return_conventions),
         T(long_reason_is_cut_at_a_character_boundary),
         T(position_return_conventions),
