@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config_keys.h"
 #include "util.h"
 
 const char *es_takeover_name(es_takeover t)
@@ -20,11 +21,14 @@ const char *es_takeover_name(es_takeover t)
     return "?";
 }
 
-typedef struct loader {
+struct es_config_loader {
     es_config *c;
     char *err;
     size_t errlen;
-} loader;
+    const es_config_defaults *def; /* may be NULL */
+    char *config_dir;              /* the config file's folder */
+};
+typedef struct es_config_loader loader;
 
 void es_config_where(const es_config *c, const config_setting_t *s, char *out, size_t outlen)
 {
@@ -180,10 +184,11 @@ static int valid_name(const char *s)
 /* The keys only Lua entries have: grant, on_error, limits. */
 static int load_lua_options(loader *l, const config_setting_t *e, es_hook_entry *h)
 {
-    static const char *const hook_names[ES_VHOOK_COUNT + 1] = {"join", "position", "match",
-                                                                "relay", NULL};
-    h->deny_on_error[ES_VHOOK_JOIN] = 1;
-    h->deny_on_error[ES_VHOOK_RELAY] = 1;
+    const char *hook_names[ES_HOOK_VERDICT_COUNT + 1] = {NULL};
+    for (int i = 0; i < ES_HOOK_VERDICT_COUNT; i++) {
+        hook_names[i] = es_hook_table[i].name;
+        h->deny_on_error[i] = es_hook_table[i].deny_on_error;
+    }
     h->instruction_limit = 1000000;
     h->memory_limit = 16LL << 20;
     if (get_int(l, e, "instruction_limit", 1000, 1LL << 40, &h->instruction_limit) ||
@@ -215,7 +220,7 @@ static int load_lua_options(loader *l, const config_setting_t *e, es_hook_entry 
         const char *v = config_setting_get_string(oe);
         if (strcmp(v, "allow") != 0 && strcmp(v, "deny") != 0)
             return fail(l, oe, "'on_error' must be \"allow\" or \"deny\" (got \"%s\")", v);
-        for (int i = 0; i < ES_VHOOK_COUNT; i++)
+        for (int i = 0; i < ES_HOOK_VERDICT_COUNT; i++)
             h->deny_on_error[i] = strcmp(v, "deny") == 0;
         return 0;
     }
@@ -224,7 +229,7 @@ static int load_lua_options(loader *l, const config_setting_t *e, es_hook_entry 
                            "{ join = \"deny\"; position = \"allow\"; ... }");
     if (only_keys(l, oe, hook_names))
         return -1;
-    for (int i = 0; i < ES_VHOOK_COUNT; i++) {
+    for (int i = 0; i < ES_HOOK_VERDICT_COUNT; i++) {
         const char *v = NULL;
         if (get_string(l, oe, hook_names[i], &v))
             return -1;
@@ -300,221 +305,248 @@ static int load_hooks(loader *l, const config_setting_t *list, const char *confi
     return 0;
 }
 
-static int load(loader *l, const es_config_defaults *def)
+/* ---- the keys that are more than one value ------------------------------ */
+
+int es_config_load_origins(loader *l, const es_config_key *k, const config_setting_t *origins)
+{
+    (void)k;
+    es_config *c = l->c;
+    if (!origins)
+        return 0;
+    if (!config_setting_is_array(origins) && !config_setting_is_list(origins))
+        return fail(l, origins, "'allowed_origins' must be a list of strings: "
+                                "allowed_origins = [ \"https://game.example\" ];");
+    int n = config_setting_length(origins);
+    if (n == 0)
+        return 0; /* NULL: any origin */
+    c->allowed_origins = es_xcalloc((size_t)n + 1, sizeof *c->allowed_origins);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *o = config_setting_get_elem(origins, (unsigned)i);
+        if (config_setting_type(o) != CONFIG_TYPE_STRING)
+            return fail(l, o, "'allowed_origins' entries must be strings");
+        c->allowed_origins[c->nallowed_origins++] = es_xstrdup(config_setting_get_string(o));
+    }
+    return 0;
+}
+
+int es_config_load_tls(loader *l, const es_config_key *k, const config_setting_t *tls)
+{
+    (void)k;
+    es_config *c = l->c;
+    static const char *const tls_keys[] = {"cert", "key", NULL};
+    if (!tls)
+        return 0;
+    if (!config_setting_is_group(tls))
+        return fail(l, tls, "'tls' must be a group: tls = { cert = \"...\"; key = \"...\"; };");
+    if (only_keys(l, tls, tls_keys))
+        return -1;
+    const char *cert = NULL, *key = NULL;
+    if (get_string(l, tls, "cert", &cert) || get_string(l, tls, "key", &key))
+        return -1;
+    if (!cert || !key)
+        return fail(l, tls, "'tls' needs both cert and key (PEM files)");
+    c->tls_cert = join_path(l->config_dir, cert);
+    c->tls_key = join_path(l->config_dir, key);
+    if (access(c->tls_cert, R_OK) != 0)
+        return fail(l, config_setting_get_member(tls, "cert"), "cannot read TLS certificate %s",
+                    c->tls_cert);
+    if (access(c->tls_key, R_OK) != 0)
+        return fail(l, config_setting_get_member(tls, "key"), "cannot read TLS key %s",
+                    c->tls_key);
+    return 0;
+}
+
+int es_config_load_log_modules(loader *l, const es_config_key *k, const config_setting_t *mods)
+{
+    (void)k;
+    es_config *c = l->c;
+    if (!mods)
+        return 0;
+    if (!config_setting_is_group(mods))
+        return fail(l, mods, "'modules' must be a group: modules = { session = \"debug\"; };");
+    int n = config_setting_length(mods);
+    if (n > (int)ES_ARRAY_LEN(c->log_modules))
+        return fail(l, mods, "at most %zu modules may have their own level",
+                    ES_ARRAY_LEN(c->log_modules));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(mods, (unsigned)i);
+        const char *v =
+            config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m) : "";
+        es_log_level lv;
+        if (es_log_level_parse(v, &lv))
+            return fail(l, m, "the level of module '%s' must be \"debug\", \"info\", "
+                              "\"warn\" or \"error\"",
+                        config_setting_name(m));
+        snprintf(c->log_modules[i].name, sizeof c->log_modules[i].name, "%s",
+                 config_setting_name(m));
+        c->log_modules[i].level = lv;
+        c->nlog_modules++;
+    }
+    return 0;
+}
+
+/* A folder: relative to the config file's, else the caller's default. */
+int es_config_load_dir(loader *l, const es_config_key *k, const config_setting_t *s)
+{
+    const char *rel = NULL;
+    if (s && get_string(l, config_setting_parent(s), es_config_key_leaf(k), &rel))
+        return -1;
+    char *dir;
+    if (rel) {
+        dir = join_path(l->config_dir, rel);
+    } else {
+        const char *def = NULL;
+        if (l->def)
+            memcpy(&def, (const char *)l->def + k->from_defaults, sizeof def);
+        dir = es_xstrdup(def ? def : k->def.s);
+    }
+    memcpy((char *)l->c + k->offset, &dir, sizeof dir);
+    return 0;
+}
+
+int es_config_load_hooks(loader *l, const es_config_key *k, const config_setting_t *s)
+{
+    (void)k;
+    return s ? load_hooks(l, s, l->config_dir) : 0;
+}
+
+/* ---- the table walker ----------------------------------------------------- */
+
+/* The names known in group, in table order; the top level (group NULL) has
+ * the groups, written into store, and the keys outside any group. */
+static const char *const *known_names(const char *group, const char **names, size_t max,
+                                      char (*store)[32])
+{
+    size_t n = 0, glen = group ? strlen(group) : 0;
+    for (size_t i = 0; i < es_config_nkeys && n + 1 < max; i++) {
+        const char *name = es_config_keys[i].name, *dot = strchr(name, '.');
+        if (group) {
+            if (dot && (size_t)(dot - name) == glen && strncmp(name, group, glen) == 0)
+                names[n++] = dot + 1;
+        } else if (!dot) {
+            names[n++] = name;
+        } else if (n == 0 || strlen(names[n - 1]) != (size_t)(dot - name) ||
+                   strncmp(names[n - 1], name, (size_t)(dot - name)) != 0) {
+            /* a group's first row (a group's rows are together) */
+            snprintf(store[n], sizeof store[n], "%.*s", (int)(dot - name), name);
+            names[n] = store[n];
+            n++;
+        }
+    }
+    names[n] = NULL;
+    return names;
+}
+
+static const char *enum_choices(const es_config_key *k, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (const char *const *c = k->choices; *c; c++) {
+        size_t used = strlen(out);
+        const char *sep = c == k->choices ? "" : c[1] ? ", " : " or ";
+        snprintf(out + used, outlen - used, "%s\"%s\"", sep, *c);
+    }
+    return out;
+}
+
+/* A plain value: checked against the row's type and range, stored at its offset. */
+static int load_value(loader *l, const es_config_key *k, const config_setting_t *s)
+{
+    const config_setting_t *g = s ? config_setting_parent(s) : NULL;
+    const char *name = es_config_key_leaf(k);
+    char *field = (char *)l->c + k->offset;
+    switch (k->type) {
+    case ES_KEY_INT: {
+        long long v = k->def.i;
+        if (get_int(l, g, name, (long long)k->lo, (long long)k->hi, &v))
+            return -1;
+        if (k->size == sizeof(size_t)) {
+            size_t x = (size_t)v;
+            memcpy(field, &x, sizeof x);
+        } else { /* int or unsigned, within range */
+            int x = (int)v;
+            memcpy(field, &x, sizeof x);
+        }
+        return 0;
+    }
+    case ES_KEY_NUMBER: {
+        double v = k->def.d;
+        if (get_number(l, g, name, k->lo, k->hi, &v))
+            return -1;
+        memcpy(field, &v, sizeof v);
+        return 0;
+    }
+    case ES_KEY_BOOL: {
+        int v = (int)k->def.i;
+        if (get_bool(l, g, name, &v))
+            return -1;
+        memcpy(field, &v, sizeof v);
+        return 0;
+    }
+    case ES_KEY_STRING: {
+        const char *v = k->def.s;
+        if (get_string(l, g, name, &v))
+            return -1;
+        char *copy = es_xstrdup(v);
+        memcpy(field, &copy, sizeof copy);
+        return 0;
+    }
+    case ES_KEY_ENUM: {
+        const char *v = k->def.s;
+        if (get_string(l, g, name, &v))
+            return -1;
+        for (int i = 0; k->choices[i]; i++)
+            if (strcmp(v, k->choices[i]) == 0) {
+                memcpy(field, &i, sizeof i);
+                return 0;
+            }
+        char list[256];
+        return fail(l, s, "'%s' must be %s (got \"%s\")", name,
+                    enum_choices(k, list, sizeof list), v);
+    }
+    default: return 0;
+    }
+}
+
+/* What no single row can check. */
+static int check_together(loader *l)
 {
     es_config *c = l->c;
-    const config_setting_t *root = config_root_setting(&c->cfg_);
-    static const char *const top[] = {"server",     "session", "limits", "log", "plugin_dir",
-                                      "script_dir", "web_dir", "hooks",  NULL};
-    if (only_keys(l, root, top))
-        return -1;
-
-    int bad = 0;
-    const config_setting_t *server = group_of(l, root, "server", &bad);
-    const config_setting_t *session = bad ? NULL : group_of(l, root, "session", &bad);
-    const config_setting_t *log = bad ? NULL : group_of(l, root, "log", &bad);
-    const config_setting_t *limits = bad ? NULL : group_of(l, root, "limits", &bad);
-    if (bad)
-        return -1;
-
-    static const char *const server_keys[] = {"address",          "port",
-                                              "max_frame_bytes",  "send_queue_bytes",
-                                              "ping_interval",    "metrics",
-                                              "behind_proxy",     "tls",
-                                              "web",              "allowed_origins",
-                                              "event_loop",       NULL};
-    static const char *const session_keys[] = {"takeover", "idle_timeout", "refresh_interval",
-                                               NULL};
-    static const char *const log_keys[] = {"level", "format", "modules", NULL};
-    if ((server && only_keys(l, server, server_keys)) ||
-        (session && only_keys(l, session, session_keys)) || (log && only_keys(l, log, log_keys)))
-        return -1;
-
-    const char *address = "0.0.0.0";
-    long long port = 8080, max_frame = 65536, sendq = 1048576, ping = 10;
-    if (get_string(l, server, "address", &address) ||
-        get_int(l, server, "port", 0, 65535, &port) ||
-        get_int(l, server, "max_frame_bytes", 128, 16 * 1024 * 1024, &max_frame) ||
-        get_int(l, server, "send_queue_bytes", 4096, 1LL << 30, &sendq) ||
-        get_int(l, server, "ping_interval", 1, 3600, &ping))
-        return -1;
-    c->address = es_xstrdup(address);
-    c->port = (int)port;
-    c->max_frame_bytes = (size_t)max_frame;
-    c->send_queue_bytes = (size_t)sendq;
-    c->ping_interval = (int)ping;
-    const char *metrics = "loopback", *loop = "libev";
-    if (get_string(l, server, "metrics", &metrics) || get_string(l, server, "event_loop", &loop))
-        return -1;
-    if (strcmp(loop, "libev") == 0)
-        c->event_loop = ES_LOOP_LIBEV;
-    else if (strcmp(loop, "poll") == 0)
-        c->event_loop = ES_LOOP_POLL;
-    else
-        return fail(l, config_setting_get_member(server, "event_loop"),
-                    "'event_loop' must be \"libev\" or \"poll\" (got \"%s\")", loop);
-    if (strcmp(metrics, "off") == 0)
-        c->metrics = ES_METRICS_OFF;
-    else if (strcmp(metrics, "loopback") == 0)
-        c->metrics = ES_METRICS_LOOPBACK;
-    else if (strcmp(metrics, "public") == 0)
-        c->metrics = ES_METRICS_PUBLIC;
-    else
-        return fail(l, config_setting_get_member(server, "metrics"),
-                    "'metrics' must be \"off\", \"loopback\" or \"public\" (got \"%s\")", metrics);
-    if (c->send_queue_bytes < c->max_frame_bytes * 2)
-        return fail(l, config_setting_get_member(server, "send_queue_bytes")
-                           ? config_setting_get_member(server, "send_queue_bytes")
-                           : server,
+    if (c->send_queue_bytes < c->max_frame_bytes * 2) {
+        const config_setting_t *s = config_lookup(&c->cfg_, "server.send_queue_bytes");
+        return fail(l, s ? s : config_lookup(&c->cfg_, "server"),
                     "'send_queue_bytes' (%zu) must be at least twice 'max_frame_bytes' (%zu) so "
                     "that any relay fits",
                     c->send_queue_bytes, c->max_frame_bytes);
-
-    static const char *const limit_keys[] = {"max_connections",       "max_connections_per_address",
-                                             "message_rate",          "message_burst",
-                                             "rate_limit_close_after", "handshake_timeout",
-                                             "first_message_timeout", NULL};
-    if (limits && only_keys(l, limits, limit_keys))
-        return -1;
-    long long max_conn = 10000, per_addr = 256, close_after = 100;
-    c->message_rate = 50.0;
-    c->message_burst = 200.0;
-    c->handshake_timeout = 5.0;
-    c->first_message_timeout = 10.0;
-    if (get_int(l, limits, "max_connections", 0, 10000000, &max_conn) ||
-        get_int(l, limits, "max_connections_per_address", 0, 10000000, &per_addr) ||
-        get_number(l, limits, "message_rate", 0.0, 1e6, &c->message_rate) ||
-        get_number(l, limits, "message_burst", 1.0, 1e6, &c->message_burst) ||
-        get_int(l, limits, "rate_limit_close_after", 1, 1000000, &close_after) ||
-        get_number(l, limits, "handshake_timeout", 1.0, 3600.0, &c->handshake_timeout) ||
-        get_number(l, limits, "first_message_timeout", 0.0, 86400.0, &c->first_message_timeout))
-        return -1;
-    c->max_connections = (size_t)max_conn;
-    c->max_connections_per_address = (size_t)per_addr;
-    c->rate_limit_close_after = (unsigned)close_after;
-
-    const config_setting_t *origins =
-        server ? config_setting_get_member(server, "allowed_origins") : NULL;
-    if (origins) {
-        if (!config_setting_is_array(origins) && !config_setting_is_list(origins))
-            return fail(l, origins, "'allowed_origins' must be a list of strings: "
-                                    "allowed_origins = [ \"https://game.example\" ];");
-        int n = config_setting_length(origins);
-        if (n > 0) {
-            c->allowed_origins = es_xcalloc((size_t)n + 1, sizeof *c->allowed_origins);
-            for (int i = 0; i < n; i++) {
-                const config_setting_t *o = config_setting_get_elem(origins, (unsigned)i);
-                if (config_setting_type(o) != CONFIG_TYPE_STRING)
-                    return fail(l, o, "'allowed_origins' entries must be strings");
-                c->allowed_origins[c->nallowed_origins++] = es_xstrdup(config_setting_get_string(o));
-            }
-        }
     }
+    return 0;
+}
 
-    int behind_proxy = 0, web = 1;
-    if (get_bool(l, server, "behind_proxy", &behind_proxy) || get_bool(l, server, "web", &web))
+static int load(loader *l)
+{
+    const config_setting_t *root = config_root_setting(&l->c->cfg_);
+    const char *top[64], *keys[64];
+    char groups[64][32];
+    if (only_keys(l, root, known_names(NULL, top, ES_ARRAY_LEN(top), groups)))
         return -1;
-    c->web = web;
-    c->behind_proxy = behind_proxy;
-    const config_setting_t *tls = server ? config_setting_get_member(server, "tls") : NULL;
-    if (tls) {
-        static const char *const tls_keys[] = {"cert", "key", NULL};
-        if (!config_setting_is_group(tls))
-            return fail(l, tls, "'tls' must be a group: tls = { cert = \"...\"; key = \"...\"; };");
-        if (only_keys(l, tls, tls_keys))
+    /* every group is a group before any of their keys is looked at */
+    int bad = 0;
+    for (const char *const *t = top; *t && !bad; t++)
+        if (*known_names(*t, keys, ES_ARRAY_LEN(keys), NULL))
+            group_of(l, root, *t, &bad);
+    if (bad)
+        return -1;
+    for (const char *const *t = top; *t; t++) {
+        const config_setting_t *g = config_setting_get_member(root, *t);
+        if (g && *known_names(*t, keys, ES_ARRAY_LEN(keys), NULL) && only_keys(l, g, keys))
             return -1;
-        const char *cert = NULL, *key = NULL;
-        if (get_string(l, tls, "cert", &cert) || get_string(l, tls, "key", &key))
+    }
+    for (size_t i = 0; i < es_config_nkeys; i++) {
+        const es_config_key *k = &es_config_keys[i];
+        const config_setting_t *s = config_lookup(&l->c->cfg_, k->name);
+        if (k->load ? k->load(l, k, s) : load_value(l, k, s))
             return -1;
-        if (!cert || !key)
-            return fail(l, tls, "'tls' needs both cert and key (PEM files)");
-        char *dir = dir_of(c->path);
-        c->tls_cert = join_path(dir, cert);
-        c->tls_key = join_path(dir, key);
-        free(dir);
-        if (access(c->tls_cert, R_OK) != 0)
-            return fail(l, config_setting_get_member(tls, "cert"), "cannot read TLS certificate %s",
-                        c->tls_cert);
-        if (access(c->tls_key, R_OK) != 0)
-            return fail(l, config_setting_get_member(tls, "key"), "cannot read TLS key %s",
-                        c->tls_key);
     }
-
-    const char *takeover = "same_address";
-    c->idle_timeout = 15.0;
-    c->refresh_interval = 5.0;
-    if (get_string(l, session, "takeover", &takeover) ||
-        get_number(l, session, "idle_timeout", 0.0, 86400.0, &c->idle_timeout) ||
-        get_number(l, session, "refresh_interval", 0.0, 86400.0, &c->refresh_interval))
-        return -1;
-    if (strcmp(takeover, "always") == 0)
-        c->takeover = ES_TAKEOVER_ALWAYS;
-    else if (strcmp(takeover, "same_address") == 0)
-        c->takeover = ES_TAKEOVER_SAME_ADDRESS;
-    else if (strcmp(takeover, "never") == 0)
-        c->takeover = ES_TAKEOVER_NEVER;
-    else
-        return fail(l, config_setting_get_member(session, "takeover"),
-                    "'takeover' must be \"always\", \"same_address\" or \"never\" (got \"%s\")",
-                    takeover);
-
-    const char *level = "info", *format = "text";
-    if (get_string(l, log, "level", &level) || get_string(l, log, "format", &format))
-        return -1;
-    if (es_log_level_parse(level, &c->log_level))
-        return fail(l, config_setting_get_member(log, "level"),
-                    "'level' must be \"debug\", \"info\", \"warn\" or \"error\" (got \"%s\")",
-                    level);
-    if (strcmp(format, "text") == 0)
-        c->log_format = ES_LOG_TEXT;
-    else if (strcmp(format, "json") == 0)
-        c->log_format = ES_LOG_JSON;
-    else
-        return fail(l, config_setting_get_member(log, "format"),
-                    "'format' must be \"text\" or \"json\" (got \"%s\")", format);
-    const config_setting_t *mods = log ? config_setting_get_member(log, "modules") : NULL;
-    if (mods) {
-        if (!config_setting_is_group(mods))
-            return fail(l, mods, "'modules' must be a group: modules = { session = \"debug\"; };");
-        int n = config_setting_length(mods);
-        if (n > (int)ES_ARRAY_LEN(c->log_modules))
-            return fail(l, mods, "at most %zu modules may have their own level",
-                        ES_ARRAY_LEN(c->log_modules));
-        for (int i = 0; i < n; i++) {
-            const config_setting_t *m = config_setting_get_elem(mods, (unsigned)i);
-            const char *v = config_setting_type(m) == CONFIG_TYPE_STRING
-                                ? config_setting_get_string(m)
-                                : "";
-            es_log_level lv;
-            if (es_log_level_parse(v, &lv))
-                return fail(l, m, "the level of module '%s' must be \"debug\", \"info\", "
-                                  "\"warn\" or \"error\"",
-                            config_setting_name(m));
-            snprintf(c->log_modules[i].name, sizeof c->log_modules[i].name, "%s",
-                     config_setting_name(m));
-            c->log_modules[i].level = lv;
-            c->nlog_modules++;
-        }
-    }
-
-    char *config_dir = dir_of(c->path);
-    const char *plugin_dir = NULL, *script_dir = NULL, *web_dir = NULL;
-    int rc = get_string(l, root, "plugin_dir", &plugin_dir) ||
-             get_string(l, root, "script_dir", &script_dir) ||
-             get_string(l, root, "web_dir", &web_dir);
-    if (rc == 0) {
-        c->plugin_dir = plugin_dir ? join_path(config_dir, plugin_dir)
-                                   : es_xstrdup(def && def->plugin_dir ? def->plugin_dir : ".");
-        c->script_dir = script_dir ? join_path(config_dir, script_dir)
-                                   : es_xstrdup(def && def->script_dir ? def->script_dir : ".");
-        c->web_dir = web_dir ? join_path(config_dir, web_dir)
-                             : es_xstrdup(def && def->web_dir ? def->web_dir : "");
-        const config_setting_t *hooks = config_setting_get_member(root, "hooks");
-        if (hooks)
-            rc = load_hooks(l, hooks, config_dir);
-    }
-    free(config_dir);
-    return rc;
+    return check_together(l);
 }
 
 int es_config_load(es_config *c, const char *path, const es_config_defaults *defaults, char *err,
@@ -524,7 +556,7 @@ int es_config_load(es_config *c, const char *path, const es_config_defaults *def
     c->path = es_xstrdup(path);
     config_init(&c->cfg_);
     c->cfg_live_ = 1;
-    loader l = {.c = c, .err = err, .errlen = errlen};
+    loader l = {.c = c, .err = err, .errlen = errlen, .def = defaults};
     if (config_read_file(&c->cfg_, path) != CONFIG_TRUE) {
         if (config_error_type(&c->cfg_) == CONFIG_ERR_FILE_IO)
             snprintf(err, errlen, "%s: cannot read the config file", path);
@@ -534,7 +566,10 @@ int es_config_load(es_config *c, const char *path, const es_config_defaults *def
         es_config_free(c);
         return -1;
     }
-    if (load(&l, defaults)) {
+    l.config_dir = dir_of(path);
+    int rc = load(&l);
+    free(l.config_dir);
+    if (rc) {
         es_config_free(c);
         return -1;
     }

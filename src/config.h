@@ -13,6 +13,7 @@
 #include <libconfig.h>
 #include <stddef.h>
 
+#include "hooktab.h"
 #include "log.h"
 
 typedef enum es_takeover {
@@ -33,15 +34,6 @@ typedef enum es_event_loop { ES_LOOP_LIBEV = 0, ES_LOOP_POLL = 1 } es_event_loop
 
 typedef enum es_hook_kind { ES_HOOK_PLUGIN = 0, ES_HOOK_LUA = 1 } es_hook_kind;
 
-/* The verdict hooks, for a script's per-hook on_error choice. */
-typedef enum es_verdict_hook {
-    ES_VHOOK_JOIN = 0,
-    ES_VHOOK_POSITION = 1,
-    ES_VHOOK_MATCH = 2,
-    ES_VHOOK_RELAY = 3,
-    ES_VHOOK_COUNT = 4
-} es_verdict_hook;
-
 /* One entry of the `hooks` list. */
 typedef struct es_hook_entry {
     es_hook_kind kind;
@@ -51,7 +43,8 @@ typedef struct es_hook_entry {
     const config_setting_t *settings; /* the `settings` group, or NULL */
     /* Lua scripts only */
     int grant_io, grant_os;         /* libraries the config grants it */
-    int deny_on_error[ES_VHOOK_COUNT]; /* 1: a failing hook denies; 0: it passes */
+    int deny_on_error[ES_HOOK_VERDICT_COUNT]; /* by es_hook_id; 1: a failing hook denies,
+                                                 0: it passes */
     long long instruction_limit;    /* per hook call */
     long long memory_limit;         /* bytes, per script */
     const char *file; /* where the entry is written, for messages */

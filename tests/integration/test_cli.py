@@ -64,7 +64,7 @@ class CliTest(unittest.TestCase):
         res = self.run_cli("--help")
         self.assertEqual(res.returncode, 0, res.stderr)
         out = res.stdout + res.stderr
-        for opt in ("--port", "--check-config"):
+        for opt in ("--port", "--check-config", "--list-config-keys"):
             self.assertIn(opt, out)
 
     def test_unknown_option(self):

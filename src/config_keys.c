@@ -1,0 +1,255 @@
+#include "config_keys.h"
+
+#include <string.h>
+
+#include "util.h"
+
+/* The enum keys store the index of the choice: each list is in enum order. */
+_Static_assert(ES_METRICS_OFF == 0 && ES_METRICS_LOOPBACK == 1 && ES_METRICS_PUBLIC == 2,
+               "metrics choices follow es_metrics_access");
+_Static_assert(ES_LOOP_LIBEV == 0 && ES_LOOP_POLL == 1, "event_loop choices follow es_event_loop");
+_Static_assert(ES_TAKEOVER_ALWAYS == 0 && ES_TAKEOVER_SAME_ADDRESS == 1 && ES_TAKEOVER_NEVER == 2,
+               "takeover choices follow es_takeover");
+_Static_assert(EARSHOT_LOG_DEBUG == 0 && EARSHOT_LOG_INFO == 1 && EARSHOT_LOG_WARN == 2 &&
+                   EARSHOT_LOG_ERROR == 3,
+               "level choices follow es_log_level");
+_Static_assert(ES_LOG_TEXT == 0 && ES_LOG_JSON == 1, "format choices follow es_log_format");
+_Static_assert(sizeof(es_metrics_access) == sizeof(int) && sizeof(es_event_loop) == sizeof(int) &&
+                   sizeof(es_takeover) == sizeof(int) && sizeof(es_log_level) == sizeof(int) &&
+                   sizeof(es_log_format) == sizeof(int),
+               "enum keys are stored as int");
+
+static const char *const metrics_choices[] = {"off", "loopback", "public", NULL};
+static const char *const loop_choices[] = {"libev", "poll", NULL};
+static const char *const takeover_choices[] = {"always", "same_address", "never", NULL};
+static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const format_choices[] = {"text", "json", NULL};
+
+static int same_tls(const es_config *a, const es_config *b)
+{
+    if (!a->tls_cert || !b->tls_cert)
+        return !a->tls_cert == !b->tls_cert;
+    return strcmp(a->tls_cert, b->tls_cert) == 0 && strcmp(a->tls_key, b->tls_key) == 0;
+}
+
+#define AT(field) .offset = offsetof(es_config, field), .size = sizeof(((es_config *)0)->field)
+
+const es_config_key es_config_keys[] = {
+    /* server */
+    {.name = "server.address", .type = ES_KEY_STRING, .values = "IP address",
+     .def.s = "0.0.0.0", AT(address),
+     .doc = "listen address; \"0.0.0.0\" is every IPv4 and IPv6 interface"},
+    {.name = "server.port", .type = ES_KEY_INT, .lo = 0, .hi = 65535, .def.i = 8080, AT(port),
+     .doc = "TCP port for WebSocket and plain HTTP; `--port` overrides it"},
+    {.name = "server.max_frame_bytes", .type = ES_KEY_INT, .lo = 128, .hi = 16 * 1024 * 1024,
+     .def.i = 65536, AT(max_frame_bytes), .reloadable = 1,
+     .doc = "largest message a client may send: a larger one gets an Error and close 1009"},
+    {.name = "server.send_queue_bytes", .type = ES_KEY_INT, .lo = 4096, .hi = 1LL << 30,
+     .def.i = 1048576, AT(send_queue_bytes), .reloadable = 1,
+     .doc = "bytes queued for a client that does not read before it is dropped (1008); "
+            "at least twice `max_frame_bytes`"},
+    {.name = "server.ping_interval", .type = ES_KEY_INT, .lo = 1, .hi = 3600, .def.i = 10,
+     AT(ping_interval), .reloadable = 1,
+     .doc = "seconds of silence before a WebSocket ping; as long again unanswered and the "
+            "client is dropped (1001)"},
+    {.name = "server.event_loop", .type = ES_KEY_ENUM, .choices = loop_choices, .def.s = "libev",
+     AT(event_loop), .doc = "epoll through libev, or libwebsockets' own poll() loop"},
+    {.name = "server.metrics", .type = ES_KEY_ENUM, .choices = metrics_choices,
+     .def.s = "loopback", AT(metrics), .reloadable = 1,
+     .doc = "who may GET /metrics: nobody (404), 127.0.0.0/8 and ::1, or anyone"},
+    {.name = "server.behind_proxy", .type = ES_KEY_BOOL, .def.i = 0, AT(behind_proxy),
+     .reloadable = 1, .doc = "take the client's address from the last X-Forwarded-For entry"},
+    {.name = "server.web", .type = ES_KEY_BOOL, .def.i = 1, AT(web), .reloadable = 1,
+     .doc = "serve `web_dir` (the demo page and the browser client) over plain HTTP"},
+    {.name = "server.allowed_origins", .type = ES_KEY_LIST, .values = "strings",
+     .def_text = "[ ]", .reloadable = 1, .load = es_config_load_origins,
+     .doc = "browser origins allowed to connect, others get HTTP 403; empty: any"},
+    {.name = "server.tls", .type = ES_KEY_GROUP, .values = "`cert`, `key`",
+     .def_doc = "none (ws://)", .load = es_config_load_tls, .same = same_tls,
+     .doc = "`{ cert = \"...\"; key = \"...\"; }` PEM files: serve wss://"},
+
+    /* session */
+    {.name = "session.takeover", .type = ES_KEY_ENUM, .choices = takeover_choices,
+     .def.s = "same_address", AT(takeover), .reloadable = 1,
+     .doc = "a client_id held by another connection: the newcomer replaces it always, only "
+            "from the holder's address, or never"},
+    {.name = "session.idle_timeout", .type = ES_KEY_NUMBER, .lo = 0, .hi = 86400, .def.d = 15.0,
+     AT(idle_timeout), .reloadable = 1,
+     .doc = "seconds without an update before a client is removed (\"timed out\"); 0 = off"},
+    {.name = "session.refresh_interval", .type = ES_KEY_NUMBER, .lo = 0, .hi = 86400,
+     .def.d = 5.0, AT(refresh_interval), .reloadable = 1,
+     .doc = "seconds between NearbyPeers sent to every client unasked; 0 = off"},
+
+    /* limits */
+    {.name = "limits.max_connections", .type = ES_KEY_INT, .lo = 0, .hi = 10000000,
+     .def.i = 10000, AT(max_connections), .reloadable = 1,
+     .doc = "WebSocket connections in all; past it an upgrade gets HTTP 503; 0 = no limit"},
+    {.name = "limits.max_connections_per_address", .type = ES_KEY_INT, .lo = 0, .hi = 10000000,
+     .def.i = 256, AT(max_connections_per_address), .reloadable = 1,
+     .doc = "WebSocket connections from one address; past it an upgrade gets HTTP 429; "
+            "0 = no limit"},
+    {.name = "limits.message_rate", .type = ES_KEY_NUMBER, .lo = 0, .hi = 1e6, .def.d = 50.0,
+     AT(message_rate), .reloadable = 1,
+     .doc = "messages per second per connection; each one over gets Error \"rate limited\"; "
+            "0 = off"},
+    {.name = "limits.message_burst", .type = ES_KEY_NUMBER, .lo = 1, .hi = 1e6, .def.d = 200.0,
+     AT(message_burst), .reloadable = 1,
+     .doc = "messages a connection may send at once before `message_rate` applies"},
+    {.name = "limits.rate_limit_close_after", .type = ES_KEY_INT, .lo = 1, .hi = 1000000,
+     .def.i = 100, AT(rate_limit_close_after), .reloadable = 1,
+     .doc = "messages dropped within 10 s before the connection is closed (1008)"},
+    {.name = "limits.handshake_timeout", .type = ES_KEY_NUMBER, .lo = 1, .hi = 3600,
+     .def.d = 5.0, AT(handshake_timeout),
+     .doc = "seconds a connection has to complete the WebSocket upgrade"},
+    {.name = "limits.first_message_timeout", .type = ES_KEY_NUMBER, .lo = 0, .hi = 86400,
+     .def.d = 10.0, AT(first_message_timeout), .reloadable = 1,
+     .doc = "seconds from the upgrade to the first UpdatePosition (Error \"timed out\"); 0 = off"},
+
+    /* log */
+    {.name = "log.level", .type = ES_KEY_ENUM, .choices = level_choices, .def.s = "info",
+     AT(log_level), .reloadable = 1,
+     .doc = "the lowest level written; position updates log at debug only"},
+    {.name = "log.format", .type = ES_KEY_ENUM, .choices = format_choices, .def.s = "text",
+     AT(log_format), .reloadable = 1,
+     .doc = "one readable line or one JSON object per event, on stderr"},
+    {.name = "log.modules", .type = ES_KEY_GROUP, .values = "module = level",
+     .def_text = "{ }", .reloadable = 1, .load = es_config_load_log_modules,
+     .doc = "levels of single modules, overriding `level`: main, hooks, session, protocol, "
+            "relay, lws, plugin, lua"},
+
+    /* where things are */
+    {.name = "plugin_dir", .type = ES_KEY_PATH, .values = "folder", .def.s = ".",
+     .def_doc = "plugins/ next to the binary, else the installed lib/earshot/plugins",
+     AT(plugin_dir), .from_defaults = offsetof(es_config_defaults, plugin_dir), .reloadable = 1,
+     .load = es_config_load_dir, .doc = "where the `hooks` entries' `<name>.so` are found"},
+    {.name = "script_dir", .type = ES_KEY_PATH, .values = "folder", .def.s = ".",
+     .def_doc = "lua/ next to the binary, else the installed share/earshot/lua",
+     AT(script_dir), .from_defaults = offsetof(es_config_defaults, script_dir), .reloadable = 1,
+     .load = es_config_load_dir, .doc = "where the `hooks` entries' `<name>.lua` are found"},
+    {.name = "web_dir", .type = ES_KEY_PATH, .values = "folder", .def.s = "",
+     .def_doc = "web/ next to the binary, else the installed share/earshot/web", AT(web_dir),
+     .from_defaults = offsetof(es_config_defaults, web_dir), .reloadable = 1,
+     .load = es_config_load_dir, .doc = "the files served when `server.web` is true"},
+    {.name = "hooks", .type = ES_KEY_LIST, .values = "groups", .def_doc = "none: nothing matches",
+     .reloadable = 1, .load = es_config_load_hooks,
+     .doc = "the plugins and Lua scripts of the hook chains, in order (the stock config: "
+            "relay_guard, proximity)"},
+};
+
+const size_t es_config_nkeys = ES_ARRAY_LEN(es_config_keys);
+
+const es_config_key *es_config_key_find(const char *name)
+{
+    for (size_t i = 0; i < es_config_nkeys; i++)
+        if (strcmp(es_config_keys[i].name, name) == 0)
+            return &es_config_keys[i];
+    return NULL;
+}
+
+const char *es_config_key_leaf(const es_config_key *k)
+{
+    const char *dot = strchr(k->name, '.');
+    return dot ? dot + 1 : k->name;
+}
+
+int es_config_key_default(const es_config_key *k, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    switch (k->type) {
+    case ES_KEY_INT: snprintf(out, outlen, "%lld", k->def.i); return 0;
+    case ES_KEY_BOOL: snprintf(out, outlen, "%s", k->def.i ? "true" : "false"); return 0;
+    case ES_KEY_NUMBER:
+        /* written as a float, as the stock config does: 15.0, 0.5 */
+        if (k->def.d == (double)(long long)k->def.d)
+            snprintf(out, outlen, "%.1f", k->def.d);
+        else
+            snprintf(out, outlen, "%.15g", k->def.d);
+        return 0;
+    case ES_KEY_STRING:
+    case ES_KEY_ENUM: snprintf(out, outlen, "\"%s\"", k->def.s); return 0;
+    case ES_KEY_LIST:
+    case ES_KEY_GROUP:
+    case ES_KEY_PATH:
+        if (!k->def_text)
+            return -1;
+        snprintf(out, outlen, "%s", k->def_text);
+        return 0;
+    }
+    return -1;
+}
+
+int es_config_key_same(const es_config_key *k, const es_config *a, const es_config *b)
+{
+    if (k->same)
+        return k->same(a, b);
+    const char *pa = (const char *)a + k->offset, *pb = (const char *)b + k->offset;
+    if (k->type == ES_KEY_STRING || k->type == ES_KEY_PATH) {
+        const char *sa, *sb;
+        memcpy(&sa, pa, sizeof sa);
+        memcpy(&sb, pb, sizeof sb);
+        return sa && sb ? strcmp(sa, sb) == 0 : sa == sb;
+    }
+    return memcmp(pa, pb, k->size) == 0;
+}
+
+size_t es_config_restart_changes(const es_config *running, const es_config *loaded, char *out,
+                                 size_t outlen)
+{
+    size_t n = 0, used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < es_config_nkeys; i++) {
+        const es_config_key *k = &es_config_keys[i];
+        if (k->reloadable || es_config_key_same(k, running, loaded))
+            continue;
+        int w = snprintf(out + used, outlen - used, "%s%s", n ? ", " : "", k->name);
+        if (w > 0)
+            used += (size_t)w < outlen - used ? (size_t)w : outlen - used - 1;
+        n++;
+    }
+    return n;
+}
+
+static const char *const type_names[] = {
+    [ES_KEY_INT] = "integer", [ES_KEY_NUMBER] = "number", [ES_KEY_BOOL] = "boolean",
+    [ES_KEY_STRING] = "string", [ES_KEY_ENUM] = "string",  [ES_KEY_LIST] = "list",
+    [ES_KEY_GROUP] = "group",   [ES_KEY_PATH] = "string",
+};
+
+/* The "values" cell: a range, the choices, or what an aggregate holds. */
+static void values_cell(const es_config_key *k, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    switch (k->type) {
+    case ES_KEY_INT:
+    case ES_KEY_NUMBER: snprintf(out, outlen, "%.15g to %.15g", k->lo, k->hi); break;
+    case ES_KEY_BOOL: snprintf(out, outlen, "`true`, `false`"); break;
+    case ES_KEY_ENUM:
+        for (const char *const *c = k->choices; *c; c++) {
+            size_t used = strlen(out);
+            snprintf(out + used, outlen - used, "%s`\"%s\"`", c == k->choices ? "" : ", ", *c);
+        }
+        break;
+    case ES_KEY_STRING:
+    case ES_KEY_LIST:
+    case ES_KEY_GROUP:
+    case ES_KEY_PATH: snprintf(out, outlen, "%s", k->values ? k->values : ""); break;
+    }
+}
+
+void es_config_keys_markdown(FILE *out)
+{
+    fputs("| key | type | values | default | reload | what |\n"
+          "|---|---|---|---|---|---|\n",
+          out);
+    for (size_t i = 0; i < es_config_nkeys; i++) {
+        const es_config_key *k = &es_config_keys[i];
+        char values[256], def[256];
+        values_cell(k, values, sizeof values);
+        if (es_config_key_default(k, def, sizeof def) == 0)
+            fprintf(out, "| `%s` | %s | %s | `%s` | %s | %s |\n", k->name, type_names[k->type],
+                    values, def, k->reloadable ? "yes" : "restart", k->doc);
+        else
+            fprintf(out, "| `%s` | %s | %s | %s | %s | %s |\n", k->name, type_names[k->type],
+                    values, k->def_doc, k->reloadable ? "yes" : "restart", k->doc);
+    }
+}
