@@ -18,7 +18,6 @@ const char *const es_error_kind_names[ES_ERR_COUNT] = {
     "relay_refused",   "frame_too_large", "timeout", "rate_limited"};
 const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT] = {"delivered", "refused",
                                                                      "unknown_target", "self"};
-const char *const es_relay_kind_names[3] = {"offer", "answer", "candidate"};
 
 /* Log a line about session s in module "session" (or another). */
 #define SLOG(level, module, s, ...)                                                  \
@@ -27,47 +26,36 @@ const char *const es_relay_kind_names[3] = {"offer", "answer", "candidate"};
         ES_CLOG(level, module, &lc_, __VA_ARGS__);                                   \
     } while (0)
 
-static const char *const leave_names[] = {"disconnect", "closed", "timeout", "takeover",
-                                          "shutdown"};
-
-/* ---- matcher policy glue ------------------------------------------------ */
-
-static int match_via_hooks(void *ud, const es_session *a, const es_session *b, int matched)
+void es_core_init_with(es_core *c, const es_config *cfg, es_hooks *hooks, es_registry registry,
+                       es_delivery delivery, double (*now)(void))
 {
-    es_core *c = ud;
-    return es_hooks_match(c->hooks, &a->view, &b->view, matched);
-}
-
-static void pair_via_hooks(void *ud, const es_session *a, const es_session *b, int matched)
-{
-    es_core *c = ud;
-    es_hooks_pair(c->hooks, &a->view, &b->view, matched);
+    memset(c, 0, sizeof *c);
+    c->cfg = cfg;
+    c->hooks = hooks;
+    c->registry = registry;
+    c->delivery = delivery;
+    c->now = now ? now : es_now;
+    es_grid_init(&c->grid, hooks->query_radius > 0 ? hooks->query_radius : 1);
+    es_matcher_init(&c->matcher, &c->grid, NULL, NULL, NULL);
+    es_matcher_use_hooks(&c->matcher, hooks);
+    es_buf_init(&c->out);
+    es_buf_init(&c->peers);
+    c->next_refresh = c->now() + cfg->refresh_interval;
+    es_keepalive_init(&c->keepalive, c->now());
+    es_addrcount_init(&c->addrs);
 }
 
 void es_core_init(es_core *c, const es_config *cfg, es_hooks *hooks, const es_transport *tx,
                   void *tctx, double (*now)(void))
 {
-    memset(c, 0, sizeof *c);
-    c->cfg = cfg;
-    c->hooks = hooks;
-    c->tx = tx;
-    c->tctx = tctx;
-    c->now = now ? now : es_now;
-    es_registry_init(&c->registry);
-    es_grid_init(&c->grid, hooks->query_radius > 0 ? hooks->query_radius : 1);
-    es_matcher_init(&c->matcher, &c->grid, match_via_hooks,
-                    hooks->chain_len[ES_HOOK_PAIR] ? pair_via_hooks : NULL, c);
-    es_buf_init(&c->out);
-    es_buf_init(&c->peers);
-    c->next_refresh = c->now() + cfg->refresh_interval;
-    c->last_sweep = c->now();
-    c->addrs.cap = 64;
-    c->addrs.slots = es_xcalloc(c->addrs.cap, sizeof *c->addrs.slots);
+    es_core_init_with(c, cfg, hooks, es_registry_local(),
+                      es_delivery_local(tx, tctx, cfg->send_queue_bytes), now);
+    c->owns_seams = 1;
 }
 
-static void session_free(es_session *s)
+static void session_free(es_core *c, es_session *s)
 {
-    es_sendq_clear(&s->q);
+    es_delivery_discard(&c->delivery, s);
     free(s->join);
     free(s->edges);
     free(s);
@@ -90,16 +78,19 @@ void es_core_free(es_core *c)
     es_dnode *n = c->all.head;
     while (n) {
         es_dnode *next = n->next;
-        session_free(SESSION_OF(n, all_node));
+        session_free(c, SESSION_OF(n, all_node));
         n = next;
     }
     es_matcher_free(&c->matcher);
     es_grid_free(&c->grid);
-    es_registry_free(&c->registry);
+    if (c->owns_seams) {
+        c->registry.ops->destroy(c->registry.impl);
+        c->delivery.ops->destroy(c->delivery.impl);
+    }
     es_buf_free(&c->out);
     es_buf_free(&c->peers);
     free(c->doomed);
-    free(c->addrs.slots);
+    es_addrcount_free(&c->addrs);
     memset(c, 0, sizeof *c);
 }
 
@@ -115,83 +106,11 @@ static void touch(es_core *c, es_session *s)
     }
 }
 
-/* ---- connections per address --------------------------------------------- */
-
-/*
- * Open addressing with linear probing. A slot whose count fell to 0 keeps its
- * address as a tombstone (lookups probe past it, inserts reuse it); the
- * table is rebuilt when live entries and tombstones fill 3/4 of it.
- */
-static es_addr_count *addr_slot(const es_addr_counts *t, const char *addr, int *found)
-{
-    size_t mask = t->cap - 1;
-    size_t i = (size_t)es_hash_bytes(addr, strlen(addr)) & mask;
-    es_addr_count *reuse = NULL;
-    for (;; i = (i + 1) & mask) {
-        es_addr_count *e = &t->slots[i];
-        if (e->addr[0] == '\0') {
-            *found = 0;
-            return reuse ? reuse : e;
-        }
-        if (strcmp(e->addr, addr) == 0) {
-            *found = 1;
-            return e;
-        }
-        if (e->count == 0 && !reuse)
-            reuse = e;
-    }
-}
-
-static void addr_rebuild(es_addr_counts *t)
-{
-    es_addr_count *old = t->slots;
-    size_t old_cap = t->cap, live = 0;
-    for (size_t i = 0; i < old_cap; i++)
-        live += old[i].count > 0;
-    size_t cap = 64;
-    while (cap < live * 4)
-        cap *= 2;
-    t->slots = es_xcalloc(cap, sizeof *t->slots);
-    t->cap = cap;
-    t->used = 0;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (old[i].count == 0)
-            continue;
-        int found;
-        *addr_slot(t, old[i].addr, &found) = old[i];
-        t->used++;
-    }
-    free(old);
-}
-
-static void addr_add(es_addr_counts *t, const char *addr, int delta)
-{
-    int found;
-    es_addr_count *e = addr_slot(t, addr, &found);
-    if (delta < 0) {
-        if (found && e->count > 0)
-            e->count--;
-        return;
-    }
-    if (!found) {
-        if (e->addr[0] == '\0') { /* a fresh slot, not a tombstone */
-            if ((t->used + 1) * 4 > t->cap * 3) {
-                addr_rebuild(t);
-                e = addr_slot(t, addr, &found);
-            }
-            t->used++; /* counts filled slots: live and tombstones */
-        }
-        snprintf(e->addr, sizeof e->addr, "%s", addr);
-        e->count = 0;
-    }
-    e->count++;
-}
+/* ---- connections per address ------------------------------------------- */
 
 size_t es_core_address_connections(const es_core *c, const char *address)
 {
-    int found;
-    es_addr_count *e = addr_slot(&c->addrs, address, &found);
-    return found ? e->count : 0;
+    return es_addrcount_get(&c->addrs, address);
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -208,31 +127,41 @@ static void doom(es_core *c, es_session *s)
     c->doomed[c->ndoomed++] = s;
 }
 
-static void send_peers(es_core *c, es_session *s);
-
-/*
- * Queue the message in b for s. A client whose queue is full is doomed, not
- * fed. A client owed a NearbyPeers (held for the end-of-pass flush when the
- * core batches) gets it before any other message, a refresh reply
- * included, so each client sees its messages in the order of the events
- * behind them; only owed lists with nothing between them are merged.
- */
-static void send_out(es_core *c, es_session *s, es_out_type type, const es_buf *b)
+/* Hand one message to the delivery. A client that cannot take it is
+ * doomed, not fed. */
+static void deliver(es_core *c, es_session *s, es_out_type type, es_buf *b)
 {
     if (s->closing || s->doomed)
         return;
-    if (b != &c->peers && s->dirty == ES_DIRTY_OWED && s->registered)
-        send_peers(c, s); /* the owed list itself is built in c->peers */
     c->stats.messages_out[type]++;
-    if (s->q.count == 0 && c->tx->send_now &&
-        c->tx->send_now(c->tctx, s, es_buf_data(b), b->len))
-        return;
-    if (es_sendq_push(&s->q, es_buf_data(b), b->len, c->cfg->send_queue_bytes) != 0) {
+    if (es_deliver(&c->delivery, s, es_buf_data(b), b->len) != 0) {
         c->stats.sendq_overflows++;
         doom(c, s);
-        return;
     }
-    c->tx->want_write(c->tctx, s);
+}
+
+static void build_peers(es_buf *b, const es_session *s);
+
+/* s's current list, built apart from c->out: whatever s was owed is paid by it. */
+static void send_peers(es_core *c, es_session *s)
+{
+    es_matcher_served(s);
+    build_peers(&c->peers, s);
+    deliver(c, s, ES_OUT_NEARBY_PEERS, &c->peers);
+}
+
+/*
+ * Send the message in b to s. A client owed a NearbyPeers (held for the
+ * end-of-pass flush when the core batches) gets it before any other
+ * message, a refresh reply included, so each client sees its messages in
+ * the order of the events behind them; only owed lists with nothing
+ * between them are merged.
+ */
+static void send_out(es_core *c, es_session *s, es_out_type type, es_buf *b)
+{
+    if (s->dirty == ES_DIRTY_OWED && s->registered)
+        send_peers(c, s);
+    deliver(c, s, type, b);
 }
 
 static void send_error(es_core *c, es_session *s, es_error_kind kind, const char *text)
@@ -254,21 +183,12 @@ static void build_peers(es_buf *b, const es_session *s)
     es_protocol_write_peers_end(b);
 }
 
-/* s's current list: whatever s was owed is paid by it. */
-static void send_peers(es_core *c, es_session *s)
-{
-    es_matcher_served(s);
-    build_peers(&c->peers, s);
-    send_out(c, s, ES_OUT_NEARBY_PEERS, &c->peers);
-}
-
 /* Stop reading s; close it with code once its queue is drained. */
 static void close_session(es_core *c, es_session *s, int code)
 {
     if (s->closing)
         return;
     s->closing = 1;
-    s->close_code = code;
     switch (code) {
     case ES_CLOSE_NORMAL: c->stats.closes[0]++; break;
     case ES_CLOSE_GOING_AWAY: c->stats.closes[1]++; break;
@@ -276,7 +196,7 @@ static void close_session(es_core *c, es_session *s, int code)
     case ES_CLOSE_TOO_BIG: c->stats.closes[3]++; break;
     default: break;
     }
-    c->tx->want_write(c->tctx, s);
+    es_delivery_close(&c->delivery, s, code);
 }
 
 /* ---- registration ------------------------------------------------------- */
@@ -287,10 +207,10 @@ static void unregister(es_core *c, es_session *s, earshot_leave_reason why)
         return;
     es_matcher_remove_all(&c->matcher, s);
     es_grid_remove(&c->grid, s);
-    es_registry_remove(&c->registry, s);
+    es_registry_release(&c->registry, s);
     s->registered = 0;
     es_hooks_leave(c->hooks, &s->view, why);
-    SLOG(EARSHOT_LOG_INFO, "session", s, "left (%s)", leave_names[why]);
+    SLOG(EARSHOT_LOG_INFO, "session", s, "left (%s)", es_leave_reason_names[why]);
 }
 
 /* Remove s from the world, tell it why, and close it. */
@@ -319,8 +239,8 @@ static void flush(es_core *c)
         c->ndoomed = 0;
         for (size_t i = 0; i < nd; i++) {
             es_session *s = c->doomed[i];
-            SLOG(EARSHOT_LOG_WARN, "session", s, "dropped: send queue full (%zu bytes)", s->q.bytes);
-            es_sendq_clear(&s->q);
+            size_t bytes = es_delivery_discard(&c->delivery, s);
+            SLOG(EARSHOT_LOG_WARN, "session", s, "dropped: send queue full (%zu bytes)", bytes);
             unregister(c, s, EARSHOT_LEAVE_CLOSED);
             s->doomed = 0;
             close_session(c, s, ES_CLOSE_POLICY);
@@ -344,6 +264,13 @@ static int same_position(const earshot_position *a, const earshot_position *b)
            a->channel == b->channel;
 }
 
+static void id_in_use(es_core *c, es_session *s, const char *id)
+{
+    char reason[ES_ERROR_MAX];
+    snprintf(reason, sizeof reason, "client_id %s is already in use", id);
+    send_error(c, s, ES_ERR_ID_IN_USE, reason);
+}
+
 static void handle_register(es_core *c, es_session *s, const es_msg *m)
 {
     char reason[ES_ERROR_MAX];
@@ -363,21 +290,22 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
         send_error(c, s, ES_ERR_JOIN_REFUSED, reason);
         return;
     }
+    /* The policy first, so that a refused id is reported before a refused
+     * position; the claim below is what decides. */
     es_session *holder = es_registry_find(&c->registry, m->client_id, m->client_id_len);
-    if (holder) {
-        es_takeover policy = c->cfg->takeover;
-        int allowed = policy == ES_TAKEOVER_ALWAYS ||
-                      (policy == ES_TAKEOVER_SAME_ADDRESS && strcmp(holder->addr, s->addr) == 0);
-        if (!allowed) {
-            snprintf(reason, sizeof reason, "client_id %s is already in use", m->client_id);
-            send_error(c, s, ES_ERR_ID_IN_USE, reason);
-            return;
-        }
+    if (holder && !es_takeover_allows(c->cfg->takeover, holder, s)) {
+        id_in_use(c, s, m->client_id);
+        return;
     }
     earshot_position pos = m->pos;
     earshot_client pending = {.client_id = m->client_id, .address = s->addr, .pos = m->pos};
     if (!es_hooks_position(c->hooks, &pending, &pos, reason)) {
         send_error(c, s, ES_ERR_POSITION_REFUSED, reason);
+        return;
+    }
+    if (es_registry_claim(&c->registry, s, m->client_id, m->client_id_len, c->cfg->takeover,
+                          &holder) != ES_CLAIM_OK) {
+        id_in_use(c, s, m->client_id);
         return;
     }
     if (holder) {
@@ -387,15 +315,11 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
         c->stats.takeovers++;
         kick(c, holder, EARSHOT_LEAVE_TAKEOVER, ES_ERR_TAKEN_OVER, text, ES_CLOSE_POLICY);
     }
-    memcpy(s->id, m->client_id, m->client_id_len);
-    s->id[m->client_id_len] = '\0';
-    s->id_len = m->client_id_len;
     s->view.pos = pos;
     s->registered = 1;
     free(s->join);
     s->join = NULL;
     es_dlist_unlink(&c->pend, &s->pend_node);
-    es_registry_insert(&c->registry, s);
     es_grid_insert(&c->grid, s);
     es_matcher_update(&c->matcher, s);
     es_matcher_mark_dirty(&c->matcher, s); /* the first UpdatePosition is always answered */
@@ -491,54 +415,26 @@ es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_in
     s->view.client_id = s->id;
     s->view.address = s->addr;
     s->cell = ES_GRID_NO_CELL;
-    es_sendq_init(&s->q);
-    s->last_active = s->opened_at = s->tokens_at = s->drop_window_start = s->last_rx = c->now();
-    s->tokens = c->cfg->message_burst;
+    s->last_active = s->opened_at = s->last_rx = c->now();
+    es_rate_init(&s->rate, s->opened_at, c->cfg->message_burst);
     es_dlist_append(&c->all, &s->all_node);
     es_dlist_append(&c->idle, &s->idle_node);
     es_dlist_append(&c->pend, &s->pend_node);
-    addr_add(&c->addrs, s->addr, +1);
+    es_addrcount_add(&c->addrs, s->addr);
     c->sessions++;
     c->stats.connections_opened++;
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connected");
     return s;
 }
 
-/*
- * The token bucket: message_burst tokens, refilled at message_rate per
- * second, one per message. 1 if this message may pass.
- */
-static int rate_allows(es_core *c, es_session *s)
-{
-    double rate = c->cfg->message_rate;
-    if (rate <= 0)
-        return 1;
-    double now = c->now();
-    s->tokens += (now - s->tokens_at) * rate;
-    s->tokens_at = now;
-    if (s->tokens > c->cfg->message_burst)
-        s->tokens = c->cfg->message_burst;
-    if (s->tokens >= 1.0) {
-        s->tokens -= 1.0;
-        return 1;
-    }
-    return 0;
-}
-
-#define RATE_WINDOW 10.0 /* seconds over which dropped messages add up */
-
 /* s sent one message too many: tell it, and close it if it keeps on. */
 static void rate_limited(es_core *c, es_session *s)
 {
-    double now = c->now();
     c->stats.rate_limited++;
-    if (now - s->drop_window_start > RATE_WINDOW) {
-        s->drop_window_start = now;
-        s->drops_in_window = 0;
-    }
-    if (++s->drops_in_window > c->cfg->rate_limit_close_after) {
+    unsigned drops = es_rate_dropped(&s->rate, c->now());
+    if (drops > c->cfg->rate_limit_close_after) {
         SLOG(EARSHOT_LOG_WARN, "session", s, "closed: over the message rate limit %u times in %.0f s",
-             s->drops_in_window - 1, RATE_WINDOW);
+             drops - 1, ES_RATE_WINDOW);
         kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_RATE_LIMITED, "rate limited", ES_CLOSE_POLICY);
     } else {
         send_error(c, s, ES_ERR_RATE_LIMITED, "rate limited");
@@ -550,7 +446,7 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
 {
     if (s->closing)
         return;
-    if (!rate_allows(c, s)) {
+    if (!es_rate_allow(&s->rate, c->now(), c->cfg->message_rate, c->cfg->message_burst)) {
         rate_limited(c, s);
         return;
     }
@@ -617,12 +513,8 @@ static void compact(es_core *c)
     int64_t cell = c->grid.cell_size;
     es_grid_free(&c->grid);
     es_grid_init(&c->grid, cell);
-    es_registry_free(&c->registry);
-    es_registry_init(&c->registry);
-    free(c->addrs.slots);
-    c->addrs.cap = 64;
-    c->addrs.used = 0;
-    c->addrs.slots = es_xcalloc(c->addrs.cap, sizeof *c->addrs.slots);
+    if (c->registry.ops->compact)
+        c->registry.ops->compact(c->registry.impl);
     free(c->doomed);
     c->doomed = NULL;
     c->ndoomed = c->doomed_cap = 0;
@@ -647,13 +539,12 @@ void es_core_closed(es_core *c, es_session *s)
     flush(c);
     es_dlist_unlink(&c->idle, &s->idle_node);
     es_dlist_unlink(&c->pend, &s->pend_node);
-    if (c->ping_cursor == &s->all_node)
-        c->ping_cursor = s->all_node.next;
+    es_keepalive_forget(&c->keepalive, s);
     es_dlist_unlink(&c->all, &s->all_node);
-    addr_add(&c->addrs, s->addr, -1);
+    es_addrcount_remove(&c->addrs, s->addr);
     c->sessions--;
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
-    session_free(s);
+    session_free(c, s);
     if (c->sessions == 0)
         compact(c);
 }
@@ -675,7 +566,9 @@ void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks)
 {
     c->cfg = cfg;
     c->hooks = hooks;
-    c->matcher.pair = hooks->chain_len[ES_HOOK_PAIR] ? pair_via_hooks : NULL;
+    es_matcher_use_hooks(&c->matcher, hooks);
+    if (c->delivery.ops->set_queue_limit)
+        c->delivery.ops->set_queue_limit(c->delivery.impl, cfg->send_queue_bytes);
     int64_t cell = hooks->query_radius > 0 ? hooks->query_radius : 1;
     if (cell != c->grid.cell_size) {
         es_grid_free(&c->grid);
@@ -705,53 +598,24 @@ static void send_peers_each(es_session *s, void *ud)
 
 void es_core_ping_sent(es_core *c, es_session *s)
 {
-    s->ping_due = 0;
+    s->ping_due = 0; /* XXX until the transport reports it through es_local_done */
     s->ping_sent_at = c->now();
     c->stats.pings_sent++;
 }
 
-/*
- * Keepalive. A client that has sent nothing at all (no message, no pong)
- * for ping_interval seconds gets a WebSocket ping; one that then stays
- * silent for another ping_interval is taken for dead and dropped. Busy
- * clients are never pinged. The sweep visits every connection once per
- * ping_interval, a slice per tick, so its cost does not grow with how often
- * it runs.
- */
-static void keepalive(es_core *c, double now)
+static void keepalive_ping(void *ud, es_session *s)
 {
-    double every = c->cfg->ping_interval;
-    if (every <= 0 || c->sessions == 0) {
-        c->last_sweep = now;
-        return;
-    }
-    double share = (now - c->last_sweep) / every;
-    if (share < 0)
-        share = 0;
-    size_t budget = (size_t)((double)c->sessions * share) + 1;
-    c->last_sweep = now;
-    if (budget > c->sessions)
-        budget = c->sessions;
-    while (budget-- > 0) {
-        if (!c->ping_cursor)
-            c->ping_cursor = c->all.head;
-        es_session *s = SESSION_OF(c->ping_cursor, all_node);
-        c->ping_cursor = c->ping_cursor->next;
-        if (s->closing)
-            continue;
-        if (s->ping_sent_at > 0 && s->last_rx >= s->ping_sent_at)
-            s->ping_sent_at = 0; /* answered (or other traffic came) */
-        if (s->ping_sent_at > 0) {
-            if (now - s->ping_sent_at >= every) {
-                c->stats.ping_timeouts++;
-                SLOG(EARSHOT_LOG_INFO, "session", s, "no answer to a ping in %.0f s: dropped", every);
-                kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_COUNT, NULL, ES_CLOSE_GOING_AWAY);
-            }
-        } else if (now - s->last_rx >= every && !s->ping_due) {
-            s->ping_due = 1;
-            c->tx->want_write(c->tctx, s);
-        }
-    }
+    es_core *c = ud;
+    es_delivery_ping(&c->delivery, s);
+}
+
+static void keepalive_dead(void *ud, es_session *s)
+{
+    es_core *c = ud;
+    c->stats.ping_timeouts++;
+    SLOG(EARSHOT_LOG_INFO, "session", s, "no answer to a ping in %.0f s: dropped",
+         (double)c->cfg->ping_interval);
+    kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_COUNT, NULL, ES_CLOSE_GOING_AWAY);
 }
 
 void es_core_tick(es_core *c)
@@ -769,7 +633,8 @@ void es_core_tick(es_core *c)
             kick(c, s, EARSHOT_LEAVE_TIMEOUT, ES_ERR_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
         }
     }
-    keepalive(c, now);
+    es_keepalive_actions act = {.ping = keepalive_ping, .dead = keepalive_dead, .ud = c};
+    es_keepalive_sweep(&c->keepalive, &c->all, c->sessions, now, c->cfg->ping_interval, &act);
     double first = c->cfg->first_message_timeout;
     if (first > 0) {
         while (c->pend.head && now - SESSION_OF(c->pend.head, pend_node)->opened_at >= first) {

@@ -1,9 +1,11 @@
 /*
  * core - what earshot does with each message: sessions, registration,
- * takeover, matching, relays, timeouts. It knows nothing of sockets: the
- * server feeds it complete frames and drains each session's send queue when
- * told to (es_transport.want_write). That keeps the whole protocol testable
- * and fuzzable in-process.
+ * takeover, matching, relays, timeouts. It knows nothing of sockets or of
+ * where a client is served: the transport feeds it complete frames, it
+ * asks the registry (registry.h) who holds an id, and it hands every
+ * message, ping and close to the delivery (delivery.h). That keeps the
+ * whole protocol testable and fuzzable in-process, and lets another
+ * registry or delivery sit behind the same calls.
  *
  * Every entry point handles one event completely and then flushes: each
  * client whose matched set changed gets exactly one NearbyPeers, and
@@ -20,42 +22,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addrcount.h"
 #include "buf.h"
 #include "config.h"
+#include "delivery.h"
 #include "grid.h"
 #include "hooks.h"
+#include "keepalive.h"
 #include "matcher.h"
 #include "registry.h"
 #include "session.h"
-
-/* Connections per address: a small open-addressing counter table. */
-typedef struct es_addr_count {
-    char addr[64];
-    uint32_t count; /* 0 = free slot */
-} es_addr_count;
-typedef struct es_addr_counts {
-    es_addr_count *slots;
-    size_t cap;  /* power of two */
-    size_t used; /* slots holding an address, live or tombstone */
-} es_addr_counts;
-
-/* WebSocket close codes the core uses. */
-#define ES_CLOSE_NORMAL 1000
-#define ES_CLOSE_GOING_AWAY 1001
-#define ES_CLOSE_POLICY 1008
-#define ES_CLOSE_TOO_BIG 1009
-
-typedef struct es_transport {
-    /* s has output queued, a ping due (s->ping_due), or s->closing is set
-     * and the queue is drained: arrange for the server to write (and then
-     * close). */
-    void (*want_write)(void *tctx, es_session *s);
-    /* Optional. s has nothing queued: write payload[0..len) now if the
-     * connection takes it whole without waiting; ES_WIRE_HEADROOM bytes
-     * before payload are the transport's to use. 1 = written (the message is
-     * the transport's now), 0 = queue it and call want_write as usual. */
-    int (*send_now)(void *tctx, es_session *s, char *payload, size_t len);
-} es_transport;
 
 /* Server messages, for counting. */
 typedef enum es_out_type {
@@ -97,7 +73,6 @@ typedef enum es_relay_outcome {
     ES_RELAY_OUTCOME_COUNT
 } es_relay_outcome;
 extern const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT];
-extern const char *const es_relay_kind_names[3]; /* offer, answer, candidate */
 
 typedef struct es_core_stats {
     uint64_t connections_opened;
@@ -120,10 +95,10 @@ typedef struct es_core {
     const es_config *cfg;
     es_hooks *hooks;
     es_registry registry;
+    es_delivery delivery;
+    int owns_seams; /* registry and delivery are the core's to destroy */
     es_grid grid;
     es_matcher matcher;
-    const es_transport *tx;
-    void *tctx;
     double (*now)(void);
 
     es_buf out;   /* scratch: the message being built */
@@ -131,9 +106,8 @@ typedef struct es_core {
     es_dlist all;  /* every open connection */
     es_dlist idle; /* by last activity, oldest first */
     es_dlist pend; /* not registered yet, by connect time, oldest first */
-    es_dnode *ping_cursor; /* the keepalive sweep's place in `all` */
-    double last_sweep;
-    es_addr_counts addrs;              /* open connections per address */
+    es_keepalive keepalive;
+    es_addrcount addrs; /* open connections per address */
     double next_refresh;
     uint64_t next_serial;
     size_t sessions; /* open connections */
@@ -143,7 +117,14 @@ typedef struct es_core {
     es_core_stats stats;
 } es_core;
 
-/* cfg and hooks must outlive the core. now may be NULL (es_now). */
+/*
+ * A core on the given registry and delivery (the caller keeps and frees
+ * them). cfg and hooks must outlive the core. now may be NULL (es_now).
+ */
+void es_core_init_with(es_core *c, const es_config *cfg, es_hooks *hooks, es_registry registry,
+                       es_delivery delivery, double (*now)(void));
+/* A core of this process alone: the local registry, and the local
+ * delivery over transport tx (both freed by es_core_free). */
 void es_core_init(es_core *c, const es_config *cfg, es_hooks *hooks, const es_transport *tx,
                   void *tctx, double (*now)(void));
 /* Frees every session still open (without notifying anyone). */
@@ -156,7 +137,7 @@ es_session *es_core_open(es_core *c, void *conn, const char *address, es_join_in
 void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int binary);
 /* Any frame (a pong included) arrived on s: it is alive. */
 static inline void es_core_heard(es_core *c, es_session *s) { s->last_rx = c->now(); }
-/* The server wrote the ping s->ping_due asked for. */
+/* The transport wrote a ping the delivery was asked for. */
 void es_core_ping_sent(es_core *c, es_session *s);
 
 /* Send the NearbyPeers owed and drop the clients that overflowed. Only
@@ -187,6 +168,6 @@ void es_core_shutdown(es_core *c);
 size_t es_core_address_connections(const es_core *c, const char *address);
 
 /* Registered client count. */
-static inline size_t es_core_clients(const es_core *c) { return c->registry.count; }
+static inline size_t es_core_clients(const es_core *c) { return es_registry_count(&c->registry); }
 
 #endif

@@ -1,30 +1,30 @@
-#include "registry.h"
+#include "idtable.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
-void es_registry_init(es_registry *r)
+void es_idtable_init(es_idtable *r)
 {
     r->cap = 64;
     r->count = 0;
     r->slots = es_xcalloc(r->cap, sizeof *r->slots);
 }
 
-void es_registry_free(es_registry *r)
+void es_idtable_free(es_idtable *r)
 {
     free(r->slots);
     r->slots = NULL;
     r->cap = r->count = 0;
 }
 
-static size_t slot_of(const es_registry *r, const char *id, size_t len)
+static size_t slot_of(const es_idtable *r, const char *id, size_t len)
 {
     return (size_t)es_hash_bytes(id, len) & (r->cap - 1);
 }
 
-es_session *es_registry_find(const es_registry *r, const char *id, size_t len)
+es_session *es_idtable_find(const es_idtable *r, const char *id, size_t len)
 {
     for (size_t i = slot_of(r, id, len);; i = (i + 1) & (r->cap - 1)) {
         es_session *s = r->slots[i];
@@ -35,7 +35,7 @@ es_session *es_registry_find(const es_registry *r, const char *id, size_t len)
     }
 }
 
-static void place(es_registry *r, es_session *s)
+static void place(es_idtable *r, es_session *s)
 {
     size_t i = slot_of(r, s->id, s->id_len);
     while (r->slots[i])
@@ -43,7 +43,7 @@ static void place(es_registry *r, es_session *s)
     r->slots[i] = s;
 }
 
-void es_registry_insert(es_registry *r, es_session *s)
+void es_idtable_insert(es_idtable *r, es_session *s)
 {
     if ((r->count + 1) * 4 > r->cap * 3) { /* keep load under 3/4 */
         es_session **old = r->slots;
@@ -59,7 +59,7 @@ void es_registry_insert(es_registry *r, es_session *s)
     r->count++;
 }
 
-void es_registry_remove(es_registry *r, es_session *s)
+void es_idtable_remove(es_idtable *r, es_session *s)
 {
     size_t mask = r->cap - 1;
     size_t i = slot_of(r, s->id, s->id_len);
@@ -82,7 +82,7 @@ void es_registry_remove(es_registry *r, es_session *s)
     }
 }
 
-void es_registry_each(const es_registry *r, void (*fn)(es_session *s, void *ud), void *ud)
+void es_idtable_each(const es_idtable *r, void (*fn)(es_session *s, void *ud), void *ud)
 {
     for (size_t i = 0; i < r->cap; i++)
         if (r->slots[i])

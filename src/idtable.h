@@ -1,32 +1,33 @@
 /*
- * registry - which session holds which client_id.
+ * idtable - a table of sessions keyed by their client_id: the storage
+ * behind the in-process registry (registry.c).
  *
- * The one place that answers "who is <id>?"; kept behind this small
- * interface so that a shared (multi-node) registry can replace it without
- * touching the protocol code. Open addressing on a keyed hash, so chosen
- * client_ids cannot degrade it.
+ * Open addressing with linear probing and backward-shift deletion, on the
+ * process's keyed SipHash, so chosen client_ids cannot degrade it. It stays
+ * hand-written because a relay looks its target up here on every message:
+ * bench/NOTES.md has the comparison with uthash.
  */
-#ifndef EARSHOT_REGISTRY_H
-#define EARSHOT_REGISTRY_H
+#ifndef EARSHOT_IDTABLE_H
+#define EARSHOT_IDTABLE_H
 
 #include <stddef.h>
 
 #include "session.h"
 
-typedef struct es_registry {
+typedef struct es_idtable {
     es_session **slots;
     size_t cap;   /* power of two */
     size_t count;
-} es_registry;
+} es_idtable;
 
-void es_registry_init(es_registry *r);
-void es_registry_free(es_registry *r);
-es_session *es_registry_find(const es_registry *r, const char *id, size_t len);
+void es_idtable_init(es_idtable *r);
+void es_idtable_free(es_idtable *r);
+es_session *es_idtable_find(const es_idtable *r, const char *id, size_t len);
 /* Insert s under s->id. The id must not be present. */
-void es_registry_insert(es_registry *r, es_session *s);
+void es_idtable_insert(es_idtable *r, es_session *s);
 /* Remove s (looked up by s->id); no-op if s is not the holder. */
-void es_registry_remove(es_registry *r, es_session *s);
-/* Call fn for every registered session. fn must not change the registry. */
-void es_registry_each(const es_registry *r, void (*fn)(es_session *s, void *ud), void *ud);
+void es_idtable_remove(es_idtable *r, es_session *s);
+/* Call fn for every registered session. fn must not change the table. */
+void es_idtable_each(const es_idtable *r, void (*fn)(es_session *s, void *ud), void *ud);
 
 #endif

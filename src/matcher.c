@@ -3,7 +3,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hooks.h"
 #include "util.h"
+
+static int match_via_hooks(void *ud, const es_session *a, const es_session *b, int matched)
+{
+    return es_hooks_match(ud, &a->view, &b->view, matched);
+}
+
+static void pair_via_hooks(void *ud, const es_session *a, const es_session *b, int matched)
+{
+    es_hooks_pair(ud, &a->view, &b->view, matched);
+}
+
+void es_matcher_use_hooks(es_matcher *m, es_hooks *hooks)
+{
+    m->match = match_via_hooks;
+    m->pair = hooks->chain_len[ES_HOOK_PAIR] ? pair_via_hooks : NULL;
+    m->ud = hooks;
+}
 
 void es_matcher_init(es_matcher *m, es_grid *grid, es_match_fn match, es_pair_fn pair, void *ud)
 {

@@ -42,6 +42,10 @@ typedef struct es_matcher {
 } es_matcher;
 
 void es_matcher_init(es_matcher *m, es_grid *grid, es_match_fn match, es_pair_fn pair, void *ud);
+/* The policy of the hook chains: the match-filter chain decides, and the
+ * pair chain (when it has links) hears about every change. Also on reload. */
+struct es_hooks;
+void es_matcher_use_hooks(es_matcher *m, struct es_hooks *hooks);
 void es_matcher_free(es_matcher *m);
 /* Free the pooled edges and the dirty list's memory. Only while no session
  * owes a NearbyPeers (between messages). */

@@ -48,7 +48,7 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
         put(out, "earshot_connections_refused_total{reason=\"%s\"} %llu\n", refused[i],
             (unsigned long long)(src->refused ? src->refused[i] : 0));
     head(out, "earshot_clients", "gauge", "Registered clients.");
-    put(out, "earshot_clients %zu\n", c->registry.count);
+    put(out, "earshot_clients %zu\n", es_registry_count(&c->registry));
     head(out, "earshot_registrations_total", "counter", "Successful registrations.");
     put(out, "earshot_registrations_total %llu\n", (unsigned long long)st->registrations);
     head(out, "earshot_takeovers_total", "counter", "Registrations that replaced another connection.");
@@ -92,7 +92,7 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
         put(out, "earshot_errors_total{kind=\"%s\"} %llu\n", es_error_kind_names[i],
             (unsigned long long)st->errors[i]);
     head(out, "earshot_relays_total", "counter", "Relays by kind and outcome.");
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < ES_RELAY_KIND_COUNT; k++)
         for (int o = 0; o < ES_RELAY_OUTCOME_COUNT; o++)
             put(out, "earshot_relays_total{kind=\"%s\",outcome=\"%s\"} %llu\n",
                 es_relay_kind_names[k], es_relay_outcome_names[o],

@@ -12,6 +12,7 @@
 #include "dlist.h"
 #include "earshot/plugin.h"
 #include "protocol.h"
+#include "ratelimit.h"
 #include "sendq.h"
 
 /* What the upgrade request said, kept for the join hooks until the
@@ -45,8 +46,11 @@ typedef struct es_session {
     uint8_t dirty;         /* in the matcher's dirty list: ES_DIRTY_* */
     uint8_t doomed;        /* queued to be dropped after the current message */
 
-    int close_code;
+    /* The local delivery's (delivery.c): what waits to be written. */
+    int close_code;      /* != 0: close with it once the queue is out */
     es_sendq q;
+    uint8_t ping_due;    /* a ping waits to be written */
+
     void *conn;          /* the transport's handle for this connection */
     es_join_info *join;  /* freed once registered */
     uint64_t serial;     /* connection number, for logs */
@@ -60,12 +64,8 @@ typedef struct es_session {
     /* keepalive: any frame from the client, and an unanswered ping */
     double last_rx;
     double ping_sent_at; /* 0 = no ping outstanding */
-    uint8_t ping_due;    /* the server owes this client a ping frame */
 
-    /* rate limit: a token bucket, and drops in the current 10 s window */
-    double tokens, tokens_at;
-    double drop_window_start;
-    unsigned drops_in_window;
+    es_rate rate;
 
     size_t id_len;
     char id[ES_ID_MAX + 1];

@@ -6,7 +6,7 @@
 #include "helpers.h"
 
 #include "buf.h"
-#include "registry.h"
+#include "idtable.h"
 #include "sendq.h"
 
 static es_session *mk(const char *id)
@@ -28,66 +28,66 @@ static void count_each(es_session *s, void *ud)
 
 TEST(t_empty)
 {
-    es_registry r;
-    es_registry_init(&r);
+    es_idtable r;
+    es_idtable_init(&r);
     assert_int_equal(r.count, 0);
-    assert_null(es_registry_find(&r, "a", 1));
+    assert_null(es_idtable_find(&r, "a", 1));
     size_t n = 0;
-    es_registry_each(&r, count_each, &n);
+    es_idtable_each(&r, count_each, &n);
     assert_int_equal(n, 0);
-    es_registry_free(&r);
+    es_idtable_free(&r);
 }
 
 TEST(t_insert_find_remove)
 {
-    es_registry r;
-    es_registry_init(&r);
+    es_idtable r;
+    es_idtable_init(&r);
     es_session *a = mk("alice"), *b = mk("bob"), *c = mk("b");
-    es_registry_insert(&r, a);
-    es_registry_insert(&r, b);
-    es_registry_insert(&r, c);
+    es_idtable_insert(&r, a);
+    es_idtable_insert(&r, b);
+    es_idtable_insert(&r, c);
     assert_int_equal(r.count, 3);
-    assert_ptr_equal(es_registry_find(&r, "alice", 5), a);
-    assert_ptr_equal(es_registry_find(&r, "bob", 3), b);
-    assert_ptr_equal(es_registry_find(&r, "b", 1), c);
-    assert_null(es_registry_find(&r, "bo", 2));
-    assert_null(es_registry_find(&r, "alicex", 6));
+    assert_ptr_equal(es_idtable_find(&r, "alice", 5), a);
+    assert_ptr_equal(es_idtable_find(&r, "bob", 3), b);
+    assert_ptr_equal(es_idtable_find(&r, "b", 1), c);
+    assert_null(es_idtable_find(&r, "bo", 2));
+    assert_null(es_idtable_find(&r, "alicex", 6));
     /* lookups use the length, not a NUL */
-    assert_ptr_equal(es_registry_find(&r, "bobby", 3), b);
-    es_registry_remove(&r, b);
+    assert_ptr_equal(es_idtable_find(&r, "bobby", 3), b);
+    es_idtable_remove(&r, b);
     assert_int_equal(r.count, 2);
-    assert_null(es_registry_find(&r, "bob", 3));
-    assert_ptr_equal(es_registry_find(&r, "b", 1), c);
-    es_registry_remove(&r, b); /* not there: no-op */
+    assert_null(es_idtable_find(&r, "bob", 3));
+    assert_ptr_equal(es_idtable_find(&r, "b", 1), c);
+    es_idtable_remove(&r, b); /* not there: no-op */
     assert_int_equal(r.count, 2);
-    es_registry_free(&r);
+    es_idtable_free(&r);
     free(a), free(b), free(c);
 }
 
 TEST(t_remove_only_the_holder)
 {
-    es_registry r;
-    es_registry_init(&r);
+    es_idtable r;
+    es_idtable_init(&r);
     es_session *holder = mk("x"), *other = mk("x");
-    es_registry_insert(&r, holder);
-    es_registry_remove(&r, other); /* same id, not the holder */
+    es_idtable_insert(&r, holder);
+    es_idtable_remove(&r, other); /* same id, not the holder */
     assert_int_equal(r.count, 1);
-    assert_ptr_equal(es_registry_find(&r, "x", 1), holder);
-    es_registry_free(&r);
+    assert_ptr_equal(es_idtable_find(&r, "x", 1), holder);
+    es_idtable_free(&r);
     free(holder), free(other);
 }
 
 TEST(t_ids_utf8)
 {
-    es_registry r;
-    es_registry_init(&r);
+    es_idtable r;
+    es_idtable_init(&r);
     es_session *u = mk("\xC3\xA9t\xC3\xA9"), *e = mk("ete");
-    es_registry_insert(&r, u);
-    es_registry_insert(&r, e);
-    assert_ptr_equal(es_registry_find(&r, "\xC3\xA9t\xC3\xA9", 5), u);
-    assert_ptr_equal(es_registry_find(&r, "ete", 3), e);
-    assert_null(es_registry_find(&r, "\xC3\xA9t", 3));
-    es_registry_free(&r);
+    es_idtable_insert(&r, u);
+    es_idtable_insert(&r, e);
+    assert_ptr_equal(es_idtable_find(&r, "\xC3\xA9t\xC3\xA9", 5), u);
+    assert_ptr_equal(es_idtable_find(&r, "ete", 3), e);
+    assert_null(es_idtable_find(&r, "\xC3\xA9t", 3));
+    es_idtable_free(&r);
     free(u), free(e);
 }
 
@@ -99,8 +99,8 @@ TEST(t_random_against_model)
     memset(in, 0, sizeof in);
     for (int i = 0; i < N; i++)
         pool[i] = mk(fmt("client-%d", i * 7919 % 100003));
-    es_registry r;
-    es_registry_init(&r);
+    es_idtable r;
+    es_idtable_init(&r);
     uint64_t rng = 99;
     size_t live = 0;
     for (int step = 0; step < STEPS; step++) {
@@ -108,11 +108,11 @@ TEST(t_random_against_model)
         int i = (int)((rng >> 33) % N);
         es_session *s = pool[i];
         if (in[i]) {
-            es_registry_remove(&r, s);
+            es_idtable_remove(&r, s);
             in[i] = 0;
             live--;
         } else {
-            es_registry_insert(&r, s);
+            es_idtable_insert(&r, s);
             in[i] = 1;
             live++;
         }
@@ -120,7 +120,7 @@ TEST(t_random_against_model)
         /* a sample of lookups every step, all of them now and then */
         for (int k = 0; k < 8; k++) {
             int j = (int)((rng >> (k * 4)) % N);
-            es_session *found = es_registry_find(&r, pool[j]->id, pool[j]->id_len);
+            es_session *found = es_idtable_find(&r, pool[j]->id, pool[j]->id_len);
             if (in[j])
                 assert_ptr_equal(found, pool[j]);
             else
@@ -128,21 +128,21 @@ TEST(t_random_against_model)
         }
         if (step % 5000 == 0) {
             for (int j = 0; j < N; j++) {
-                es_session *found = es_registry_find(&r, pool[j]->id, pool[j]->id_len);
+                es_session *found = es_idtable_find(&r, pool[j]->id, pool[j]->id_len);
                 assert_ptr_equal(found, in[j] ? pool[j] : NULL);
             }
             size_t n = 0;
-            es_registry_each(&r, count_each, &n);
+            es_idtable_each(&r, count_each, &n);
             assert_int_equal(n, live);
         }
     }
     for (int j = 0; j < N; j++) {
         if (in[j])
-            es_registry_remove(&r, pool[j]);
+            es_idtable_remove(&r, pool[j]);
         free(pool[j]);
     }
     assert_int_equal(r.count, 0);
-    es_registry_free(&r);
+    es_idtable_free(&r);
 }
 
 /* ---- send queue ---------------------------------------------------------- */
