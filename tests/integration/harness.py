@@ -29,10 +29,12 @@ import tempfile
 import time
 import unittest
 
-from wsclient import OMIT, ConnectionClosed, NoMessage, WebSocket, http_get
+from wsclient import OMIT, ConnectionClosed, HandshakeError, NoMessage, WebSocket, http_get
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+
+SOURCE_DIR = os.path.abspath(os.environ.get("EARSHOT_SOURCE_DIR") or REPO)
 
 HOST = "127.0.0.1"        # where the tests connect
 OTHER_SOURCE = "127.0.0.2"  # a second client address (all of 127/8 is local on Linux)
@@ -55,6 +57,36 @@ DEFAULT_CONFIG = {
 }
 
 
+# kind -> (client message type, server message type, payload field)
+RELAY_KINDS = {
+    "offer": ("SendOffer", "ReceiveOffer", "offer"),
+    "answer": ("SendAnswer", "ReceiveAnswer", "answer"),
+    "candidate": ("SendIceCandidate", "ReceiveIceCandidate", "candidate"),
+}
+
+
+def relay_message(kind, target_id, payload):
+    """The client's SendOffer/SendAnswer/SendIceCandidate of `payload` to target_id."""
+    send, _, field = RELAY_KINDS[kind]
+    return {"type": send, "data": {"target_id": target_id, field: payload}}
+
+
+def relayed_message(kind, sender_id, payload):
+    """What the target of relay_message(kind, ..., payload) from sender_id receives."""
+    _, recv, field = RELAY_KINDS[kind]
+    return {"type": recv, "data": {"sender_id": sender_id, field: payload}}
+
+
+def sending(action):
+    """Run a send that the server may cut short: once it has refused a message it
+    may close the TCP connection while the rest is still on its way (EPIPE/RST on
+    our side). What it sent before closing is still read afterwards."""
+    try:
+        action()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
 def make_hooks(relay_guard=True, grace=30.0, proximity=True, radius=20, leave_radius=25):
     """The stock hook chain with test-chosen settings. A False plugin is listed
     but disabled (enabled = false), exercising the switch."""
@@ -64,6 +96,23 @@ def make_hooks(relay_guard=True, grace=30.0, proximity=True, radius=20, leave_ra
         {"type": "plugin", "name": "proximity", "enabled": bool(proximity),
          "settings": {"radius": int(radius), "leave_radius": int(leave_radius)}},
     ]
+
+
+def stock_script(name):
+    """The path of a stock Lua script (<source>/lua)."""
+    return os.path.join(SOURCE_DIR, "lua", name + ".lua")
+
+
+def fixture_script(name):
+    """The path of a test Lua script (<source>/tests/lua)."""
+    return os.path.join(SOURCE_DIR, "tests", "lua", name + ".lua")
+
+
+def lua_hook(name, path, **keys):
+    """A hooks entry for the Lua script at path (keys: settings, grant, enabled...)."""
+    entry = {"type": "lua", "name": name, "path": path}
+    entry.update(keys)
+    return entry
 
 
 # ------------------------------------------------------------------ libconfig
@@ -315,12 +364,16 @@ class EarshotTestCase(unittest.TestCase):
         self._n = next(_ids)
         self._maps = itertools.count(1)
 
-    def tearDown(self):
+    def close_connections(self):
+        """Close every connection connect() tracked (tearDown does it)."""
         for ws in self._conns:
             try:
                 ws.close()
             except Exception:
                 pass
+
+    def tearDown(self):
+        self.close_connections()
         if not self.server.alive():
             self.fail("earshot is no longer running (exit %r); output:\n%s"
                       % (self.server.proc.returncode, self.server.output()[-5000:]))
@@ -400,6 +453,16 @@ class EarshotTestCase(unittest.TestCase):
                          "%s: duplicate ids in NearbyPeers %r" % (who, msg["data"]))
         self.assertEqual(sorted(msg["data"]), sorted(expected), "%s: NearbyPeers" % who)
 
+    def expect_matched(self, a, a_id, b, b_id):
+        """a and b have just become each other's only peer: each gets that list."""
+        self.expect_peers(a, [b_id], who="%s matched with %s" % (a_id, b_id))
+        self.expect_peers(b, [a_id], who="%s matched with %s" % (b_id, a_id))
+
+    def expect_parted(self, *conns):
+        """Each of conns has just lost its last peer: each gets []."""
+        for i, ws in enumerate(conns):
+            self.expect_peers(ws, [], who="client %d parted" % i)
+
     def expect_error(self, ws, text, timeout=3.0):
         msg = ws.recv_json(timeout)
         self.assertEqual(msg, {"type": "Error", "data": text})
@@ -425,6 +488,74 @@ class EarshotTestCase(unittest.TestCase):
         """A connection that is open but holds no client id."""
         self.refresh(ws)
         self.expect_error(ws, "Client must send UpdatePosition first.")
+
+    def expect_lists(self, conns, lists, who=""):
+        """Ask each connection for its list (RequestPeerRefresh) and assert the reply is
+        the next message and equals the expected list: a list the server sent
+        unasked before it (a change nobody expected) fails the test."""
+        for i, (ws, expected) in enumerate(zip(conns, lists)):
+            self.refresh(ws)
+            self.expect_peers(ws, expected, who="%s refresh of client %d" % (who, i))
+
+    # ---- groups of clients
+    def place(self, *spots, map_id=None, radius=20, **kw):
+        """Join clients one at a time at spots (name, x, y) on one map (a fresh one
+        unless map_id is given), in one channel and game (kw: channel, game_id and
+        connect() arguments), and assert what the distance rule with `radius`
+        implies: each newcomer's first list holds exactly the clients already there
+        within `radius`, and each of those gets a NearbyPeers adding it.
+        Returns (map_id, [connections], [client ids]) in the order of spots."""
+        m = self.new_map() if map_id is None else map_id
+        conns, ids, lists = [], [], []
+        for name, x, y in spots:
+            cid = self.cid(name)
+            near = [i for i, (_, px, py) in enumerate(spots[:len(ids)])
+                    if (px - x) ** 2 + (py - y) ** 2 <= radius * radius]
+            ws = self.join(cid, m, x, y, expect=[ids[i] for i in near], **kw)
+            for i in near:
+                lists[i].append(cid)
+                self.expect_peers(conns[i], lists[i], who="%s when %s joins" % (ids[i], cid))
+            conns.append(ws)
+            ids.append(cid)
+            lists.append([ids[i] for i in near])
+        return m, conns, ids
+
+    def matched_pair(self, p=(0, 0), q=(3, 4), map_id=None, **kw):
+        """Two clients a at p and b at q (within 20: matched); (map, a, b, a_id, b_id)."""
+        m, (a, b), (a_id, b_id) = self.place(("a",) + tuple(p), ("b",) + tuple(q),
+                                             map_id=map_id, **kw)
+        return m, a, b, a_id, b_id
+
+    # ---- relays
+    def send_relay(self, ws, kind, target_id, payload):
+        ws.send_json(relay_message(kind, target_id, payload))
+
+    def expect_relay(self, ws, kind, sender_id, payload, timeout=3.0):
+        self.assertEqual(ws.recv_json(timeout), relayed_message(kind, sender_id, payload))
+
+    def relay(self, sender, sender_id, target, target_id, payload, kind="offer"):
+        """sender relays payload to target_id; target receives it from sender_id."""
+        self.send_relay(sender, kind, target_id, payload)
+        self.expect_relay(target, kind, sender_id, payload)
+
+    def relay_refused(self, sender, target_id, payload="o", reason=None):
+        """relay_guard (or a hook) refuses an offer and an answer with an Error and
+        drops an ICE candidate without a word."""
+        for kind in ("offer", "answer"):
+            self.send_relay(sender, kind, target_id, payload)
+            self.expect_error(sender, reason or "relay to %s not allowed" % target_id)
+        self.send_relay(sender, "candidate", target_id, payload)
+
+    # ---- refused upgrades
+    def refused(self, status, **conn):
+        """connect() must be refused with HTTP `status` and no WebSocket; returns the
+        HandshakeError."""
+        with self.assertRaises(HandshakeError, msg="upgrade was not refused") as cm:
+            self.connect(**conn)
+        self.assertEqual(cm.exception.status, status, str(cm.exception))
+        self.assertNotIn("sec-websocket-accept", cm.exception.headers)
+        self.assertNotEqual(cm.exception.headers.get("upgrade", "").lower(), "websocket")
+        return cm.exception
 
 
 # ----------------------------------------------------------------- metrics
@@ -489,11 +620,7 @@ class ServerPerTestCase(EarshotTestCase):
         return srv
 
     def tearDown(self):
-        for ws in self._conns:
-            try:
-                ws.close()
-            except Exception:
-                pass
+        self.close_connections()
         problems = []
         for srv in self._servers:
             code = srv.stop()

@@ -20,8 +20,8 @@ import socket
 import time
 import unittest
 
-from harness import HOST, OTHER_SOURCE, EarshotTestCase
-from wsclient import (OP_TEXT, ConnectionClosed, HandshakeError, NoMessage)
+from harness import HOST, OTHER_SOURCE, EarshotTestCase, sending
+from wsclient import OP_TEXT, ConnectionClosed, NoMessage
 
 TOO_BIG = 1009
 POLICY = 1008
@@ -29,16 +29,6 @@ NORMAL = 1000
 
 
 # ------------------------------------------------------------------ helpers
-def sending(action):
-    """Run a send that the server may cut short: once it has refused a message it
-    may close the TCP connection while the rest is still on its way (EPIPE/RST on
-    our side). What it sent before closing is still read afterwards."""
-    try:
-        action()
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-
-
 def padded_refresh(size):
     """A RequestPeerRefresh of exactly `size` bytes (padding in an unknown field)."""
     head, tail = '{"type":"RequestPeerRefresh","data":null,"pad":"', '"}'
@@ -47,18 +37,6 @@ def padded_refresh(size):
     text = head + "p" * n + tail
     assert len(text.encode("utf-8")) == size
     return text
-
-
-class LimitTestCase(EarshotTestCase):
-    """EarshotTestCase plus a helper for refused upgrades."""
-
-    def refused(self, status, **conn):
-        """connect() must be refused with HTTP `status` and no WebSocket."""
-        with self.assertRaises(HandshakeError, msg="upgrade was not refused") as cm:
-            self.connect(**conn)
-        self.assertEqual(cm.exception.status, status, str(cm.exception))
-        self.assertNotIn("sec-websocket-accept", cm.exception.headers)
-        self.assertNotEqual(cm.exception.headers.get("upgrade", "").lower(), "websocket")
 
 
 # ================================================================ frame size
@@ -80,11 +58,7 @@ class FrameLimitMixin:
         self.expect_nothing(a)
 
     def _too_big(self, send):
-        m = self.new_map()
-        a_id, p_id = self.cid("a"), self.cid("p")
-        a = self.join(a_id, m, 0, 0)
-        p = self.join(p_id, m, 1, 0, expect=[a_id])
-        self.expect_peers(a, [p_id])
+        m, (a, p), (a_id, p_id) = self.place(("a", 0, 0), ("p", 1, 0))
         before = self.metrics()
         sending(lambda: send(a))
         self.expect_error(a, "Frame too large (limit %d bytes)" % self.LIMIT)
@@ -115,20 +89,20 @@ class FrameLimitMixin:
         self._too_big(lambda ws: ws.send_fragmented(OP_TEXT, parts))
 
 
-class SmallFrameLimitTest(FrameLimitMixin, LimitTestCase):
+class SmallFrameLimitTest(FrameLimitMixin, EarshotTestCase):
     """A limit below lws's receive chunk: every frame arrives in one piece."""
     LIMIT = 1024
     config = {"server": {"max_frame_bytes": 1024}}
 
 
-class ChunkedFrameLimitTest(FrameLimitMixin, LimitTestCase):
+class ChunkedFrameLimitTest(FrameLimitMixin, EarshotTestCase):
     """A limit above lws's 4096-byte receive chunk: one frame arrives in pieces."""
     LIMIT = 10000
     config = {"server": {"max_frame_bytes": 10000}}
 
 
 # ================================================================ rate limit
-class RateLimitTest(LimitTestCase):
+class RateLimitTest(EarshotTestCase):
     """message_rate 0.5/s (a token every 2 s, so the few milliseconds a burst
     takes refill nothing), burst 5, closed past 4 drops."""
     BURST = 5
@@ -161,11 +135,7 @@ class RateLimitTest(LimitTestCase):
         self.assertDelta(after, self.metrics(), "earshot_rate_limited_total", 0)
 
     def test_persistent_abuse_is_closed_with_1008(self):
-        m = self.new_map()
-        x_id, p_id = self.cid("x"), self.cid("p")
-        x = self.join(x_id, m, 0, 0)          # token 1 of 5
-        p = self.join(p_id, m, 2, 0, expect=[x_id])
-        self.expect_peers(x, [p_id], who="x when p joins")
+        m, (x, p), (x_id, p_id) = self.place(("x", 0, 0), ("p", 2, 0))  # x: token 1 of 5
         before = self.metrics()
         # 4 pass, 4 dropped with an Error, the 5th drop closes; 3 more are ignored
         for _ in range(self.BURST - 1 + self.CLOSE_AFTER + 1):
@@ -192,7 +162,7 @@ class RateLimitTest(LimitTestCase):
 
 
 # =========================================================== connection caps
-class MaxConnectionsTest(LimitTestCase):
+class MaxConnectionsTest(EarshotTestCase):
     config = {"limits": {"max_connections": 3}}
 
     def test_fourth_upgrade_gets_503_until_one_closes(self):
@@ -231,7 +201,7 @@ class MaxConnectionsTest(LimitTestCase):
         self.expect_nothing(a, b, d)
 
 
-class MaxConnectionsPerAddressTest(LimitTestCase):
+class MaxConnectionsPerAddressTest(EarshotTestCase):
     config = {"limits": {"max_connections_per_address": 2}}
 
     def test_third_from_one_address_gets_429_another_address_is_accepted(self):
@@ -264,7 +234,7 @@ class MaxConnectionsPerAddressTest(LimitTestCase):
         self.expect_nothing(a1, a3, b1, b2)
 
 
-class AllowedOriginsTest(LimitTestCase):
+class AllowedOriginsTest(EarshotTestCase):
     config = {"server": {"allowed_origins": ["https://game.example", "http://localhost:8080"]}}
 
     def test_listed_origin_accepted_other_refused_none_accepted(self):
@@ -317,7 +287,7 @@ UPGRADE_HEAD = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                 b"Sec-WebSocket-Version: 13\r\n")
 
 
-class HandshakeTimeoutTest(LimitTestCase):
+class HandshakeTimeoutTest(EarshotTestCase):
     """limits.handshake_timeout = 1 s (first_message_timeout off, so that an
     upgraded but silent connection may stay)."""
     TIMEOUT = 1.0
@@ -374,7 +344,7 @@ class HandshakeTimeoutTest(LimitTestCase):
         self.join(self.cid("a"), self.new_map(), 0, 0)
 
 
-class FirstMessageTimeoutTest(LimitTestCase):
+class FirstMessageTimeoutTest(EarshotTestCase):
     config = {"limits": {"first_message_timeout": 1.0}}
     GRACE = 4.0
 
@@ -411,7 +381,7 @@ class FirstMessageTimeoutTest(LimitTestCase):
 
 
 # =============================================================== keepalive
-class KeepaliveTest(LimitTestCase):
+class KeepaliveTest(EarshotTestCase):
     """server.ping_interval = 1: a connection silent for 1 s is pinged; one
     that leaves the ping unanswered for another second is dropped (1001)."""
     config = {"server": {"ping_interval": 1}, "session": {"idle_timeout": 0.0},
@@ -454,7 +424,7 @@ class KeepaliveTest(LimitTestCase):
 
 
 # =============================================================== send queue
-class SendQueueTest(LimitTestCase):
+class SendQueueTest(EarshotTestCase):
     """server.send_queue_bytes = 256 KiB; the rate limit is out of the way."""
     config = {"server": {"send_queue_bytes": 262144},
               "limits": {"message_rate": 100000.0, "message_burst": 100000.0}}
@@ -462,11 +432,8 @@ class SendQueueTest(LimitTestCase):
     MAX_OFFERS = 1000       # 32 MB: far more than the queue plus any kernel buffers
 
     def test_client_that_never_reads_is_dropped_others_keep_working(self):
-        m = self.new_map()
-        a_id, b_id, s_id = self.cid("a"), self.cid("b"), self.cid("slow")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 1, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
+        m, a, b, a_id, b_id = self.matched_pair((0, 0), (1, 0))
+        s_id = self.cid("slow")
         slow = self.connect(rcvbuf=4096)
         self.assertEqual(sorted(self.register(slow, s_id, m, 0, 1)), sorted([a_id, b_id]))
         self.expect_peers(a, [b_id, s_id])
@@ -528,15 +495,9 @@ class SendQueueTest(LimitTestCase):
         self.assertMetric(after, "earshot_clients", 2)
 
         # the others keep working: relays both ways, exact lists
-        a.send_json({"type": "SendOffer", "data": {"target_id": b_id, "offer": "hello"}})
-        self.assertEqual(b.recv_json(), {"type": "ReceiveOffer",
-                                         "data": {"sender_id": a_id, "offer": "hello"}})
-        b.send_json({"type": "SendAnswer", "data": {"target_id": a_id, "answer": "hi"}})
-        self.assertEqual(a.recv_json(), {"type": "ReceiveAnswer",
-                                         "data": {"sender_id": b_id, "answer": "hi"}})
-        b.send_json({"type": "SendIceCandidate", "data": {"target_id": a_id, "candidate": "c"}})
-        self.assertEqual(a.recv_json(), {"type": "ReceiveIceCandidate",
-                                         "data": {"sender_id": b_id, "candidate": "c"}})
+        self.relay(a, a_id, b, b_id, "hello")
+        self.relay(b, b_id, a, a_id, "hi", "answer")
+        self.relay(b, b_id, a, a_id, "c", "candidate")
         self.refresh(b)
         self.expect_peers(b, [a_id], who="b's refresh")
         self.expect_nothing(a, b)

@@ -5,10 +5,12 @@ message is not sent, the tests check that nothing arrives.
 """
 
 import json
+import math
 import random
 import unittest
 
-from harness import EarshotTestCase, OMIT, make_hooks
+from harness import (OMIT, EarshotTestCase, ServerPerTestCase, fixture_script, lua_hook,
+                     make_hooks, stock_script)
 from wsclient import encode_frame
 
 I32_MAX = 2147483647
@@ -102,20 +104,6 @@ class MatchingTest(EarshotTestCase):
                 a, b, _, _ = self.pair(p, q, matched)
                 self.expect_nothing(a, b, seconds=0.1)
 
-    def test_pairs_across_cell_boundaries(self):
-        """A spatial index must not lose pairs that straddle its cells, at any sign."""
-        cases = []
-        for cell in (8, 10, 16, 20, 25, 32, 40, 50, 64, 100, 128, 256):
-            for k in (-3, -1, 0, 1, 7):
-                edge = k * cell
-                cases.append(((edge - 10, 0), (edge + 10, 0), True))
-                cases.append(((edge - 1, edge - 1), (edge + 11, edge + 15), True))
-                cases.append(((0, edge - 10), (0, edge + 11), False))
-        for p, q, matched in cases:  # no subTest: stop at the first wrong pair
-            a, b, a_id, b_id = self.pair(p, q, matched)
-            a.close()
-            b.close()
-
     # ---------------------------------------------------- rule 2: moves
     def test_hysteresis(self):
         a, b, a_id, b_id = self.pair((0, 0), (19, 0), matched=True)
@@ -126,23 +114,16 @@ class MatchingTest(EarshotTestCase):
         self.move(b, b_id, m, 15, 20)  # exactly 25 diagonally
         self.expect_nothing(a, b, seconds=0.15)
         self.move(b, b_id, m, 26, 0)  # beyond leave_radius
-        self.expect_peers(b, [])
-        self.expect_peers(a, [])
+        self.expect_parted(b, a)
         for x in (24, 21, 25):  # not matched, so the enter radius applies again
             self.move(b, b_id, m, x, 0)
             self.expect_nothing(a, b, seconds=0.15)
         self.move(b, b_id, m, 20, 0)
-        self.expect_peers(b, [a_id])
-        self.expect_peers(a, [b_id])
+        self.expect_matched(b, b_id, a, a_id)
         self.expect_nothing(a, b)
 
     def test_hysteresis_is_per_pair(self):
-        m = self.new_map()
-        a_id, b_id, c_id = self.cid("a"), self.cid("b"), self.cid("c")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 18, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
-        c = self.join(c_id, m, 40, 0)
+        m, (a, b, c), (a_id, b_id, c_id) = self.place(("a", 0, 0), ("b", 18, 0), ("c", 40, 0))
         # b moves to 23: still matched with a (hysteresis); 17 from c: new match
         self.move(b, b_id, m, 23, 0)
         self.expect_peers(b, [a_id, c_id])
@@ -172,27 +153,19 @@ class MatchingTest(EarshotTestCase):
         a, b, a_id, b_id = self.pair((0, 0), (5, 0), matched=True)
         m = self.pair_map
         self.move(b, b_id, m, 100, 0)
-        self.expect_peers(b, [])
-        self.expect_peers(a, [])
+        self.expect_parted(b, a)
         self.move(b, b_id, m, 0, 20)
-        self.expect_peers(b, [a_id])
-        self.expect_peers(a, [b_id])
+        self.expect_matched(b, b_id, a, a_id)
         self.expect_nothing(a, b)
 
     def test_map_channel_game_changes(self):
-        m = self.new_map()
-        a_id, b_id = self.cid("a"), self.cid("b")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 1, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
+        m, a, b, a_id, b_id = self.matched_pair((0, 0), (1, 0))
         for kw in [dict(map_id=m + 1), dict(map_id=m, channel=1), dict(map_id=m, game_id=1)]:
             with self.subTest(change=kw):
                 self.move(b, b_id, kw["map_id"], 1, 0, kw.get("channel", 0), kw.get("game_id", 0))
-                self.expect_peers(b, [])
-                self.expect_peers(a, [])
+                self.expect_parted(b, a)
                 self.move(b, b_id, m, 1, 0)
-                self.expect_peers(b, [a_id])
-                self.expect_peers(a, [b_id])
+                self.expect_matched(b, b_id, a, a_id)
                 self.expect_nothing(a, b, seconds=0.1)
 
     def test_omitted_channel_resets_to_zero(self):
@@ -202,14 +175,11 @@ class MatchingTest(EarshotTestCase):
         b = self.join(b_id, m, 1, 0, channel=5, game_id=9, expect=[a_id])
         self.expect_peers(a, [b_id])
         self.move(b, b_id, m, 1, 0, channel=OMIT, game_id=9)
-        self.expect_peers(b, [])
-        self.expect_peers(a, [])
+        self.expect_parted(b, a)
         self.move(b, b_id, m, 1, 0, channel=5, game_id=9)
-        self.expect_peers(b, [a_id])
-        self.expect_peers(a, [b_id])
+        self.expect_matched(b, b_id, a, a_id)
         self.move(b, b_id, m, 1, 0, channel=5, game_id=OMIT)
-        self.expect_peers(b, [])
-        self.expect_peers(a, [])
+        self.expect_parted(b, a)
         self.expect_nothing(a, b)
 
     def test_switching_map_is_one_message_per_client(self):
@@ -297,12 +267,7 @@ class MatchingTest(EarshotTestCase):
         self.expect_nothing(a)
 
     def test_refresh_returns_current_list_only_to_requester(self):
-        m = self.new_map()
-        a_id, b_id, c_id = self.cid("a"), self.cid("b"), self.cid("c")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 1, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
-        c = self.join(c_id, m, 0, 300)
+        m, (a, b, c), (a_id, b_id, c_id) = self.place(("a", 0, 0), ("b", 1, 0), ("c", 0, 300))
         for _ in range(3):
             self.refresh(a)
             self.expect_peers(a, [b_id])
@@ -346,8 +311,7 @@ class MatchingTest(EarshotTestCase):
             return {"type": "UpdatePosition",
                     "data": {"client_id": b_id, "map_id": m, "x": x, "y": 0}}
         b.raw_send(self.frames(upd(5), upd(100), upd(10)))  # meets a, leaves, meets again
-        self.expect_peers(a, [b_id])
-        self.expect_peers(b, [a_id])
+        self.expect_matched(a, a_id, b, b_id)
         self.expect_nothing(a, b)
 
     def test_model_random_walk(self):
@@ -419,6 +383,87 @@ class MatchingTest(EarshotTestCase):
         self.expect_nothing(*conns.values())
 
 
+
+class CellBoundaryTest(ServerPerTestCase):
+    """The grid's cell is the largest query radius of the enabled match filters
+    (proximity's leave_radius, a script's query_radius; docs/design.md), so a
+    pair straddling cell edges is found only if the grid is sized from the
+    filters actually configured. Each server here has another cell size; the
+    clients stand just either side of the edges of that size's cells, at
+    negative and positive coordinates, at exactly the enter radius, one past
+    it, diagonally, and at exactly the leave radius."""
+
+    EDGES = (-3, -1, 0, 1, 4)   # edge k * cell
+
+    def straddle(self, radius, leave_radius, cell, map_id=None):
+        """Check every edge of cells of size `cell` under the rule radius /
+        leave_radius (map_id: a map whose rule that is; else fresh maps). Each
+        group has a game of its own, so groups never see each other."""
+        d = math.isqrt(radius * radius // 2)   # a diagonal step within radius
+        for k in self.EDGES:
+            e = k * cell
+            # around the corner (e, e): p just inside cell (k-1, k-1), q just inside (k, k)
+            group = [("p", e - 1, e - 1), ("q", e, e),
+                     ("px", e - 1 + radius, e - 1), ("py", e - 1, e - 1 + radius),
+                     ("pd", e - 1 + d, e - 1 + d), ("qx", e - radius, e),
+                     ("qy", e, e - radius), ("qd", e - d, e - d),
+                     ("beyond", e + radius, e - 1)]        # radius + 1 from p
+            game = self.new_map()
+            m, conns, ids = self.place(*group, map_id=map_id, radius=radius, game_id=game)
+            self.expect_lists(conns, [[ids[j] for j in self.near(group, i, radius)]
+                                      for i in range(len(group))],
+                              who="edge %d x %d" % (k, cell))
+            # a pair across the edge x = e walks out to exactly leave_radius and one past it
+            game = self.new_map()
+            m, (a, b), (a_id, b_id) = self.place(("a", e - 1, e), ("b", e - 1 + radius, e),
+                                                 map_id=map_id, radius=radius, game_id=game)
+            for x in (e - 1 + leave_radius, e - 1 - radius, e - 1 - leave_radius):
+                self.move(b, b_id, m, x, e, game_id=game)
+                self.expect_lists([a, b], [[b_id], [a_id]], who="b at %d, edge %d" % (x, e))
+            self.move(b, b_id, m, e - 2 - leave_radius, e, game_id=game)
+            self.expect_peers(b, [], who="b one past leave_radius")
+            self.expect_peers(a, [], who="a, b one past leave_radius")
+            if leave_radius > radius:
+                self.move(b, b_id, m, e - 1 + leave_radius, e, game_id=game)
+                self.expect_lists([a, b], [[], []], who="b back within leave_radius only")
+            self.move(b, b_id, m, e - 1 + radius, e, game_id=game)
+            self.expect_peers(b, [a_id], who="b back within radius")
+            self.expect_peers(a, [b_id], who="a, b back within radius")
+            self.close_connections()
+            self._conns = []
+
+    @staticmethod
+    def near(group, i, radius):
+        """The indexes of the spots of group within radius of group[i]."""
+        _, x, y = group[i]
+        return [j for j, (_, px, py) in enumerate(group)
+                if j != i and (px - x) ** 2 + (py - y) ** 2 <= radius * radius]
+
+    def test_pairs_across_cell_boundaries(self):
+        for radius, leave in ((20, 25), (5, 12), (37, 37), (100, 130)):
+            with self.subTest(radius=radius, leave_radius=leave):
+                srv = self.start(hooks=make_hooks(radius=radius, leave_radius=leave))
+                self.straddle(radius, leave, cell=leave)
+                srv.stop()
+
+    def test_cells_sized_by_a_wider_script(self):
+        """A match filter in Lua whose query_radius is 1000 (it passes every pair):
+        cells of 1000 under proximity's 20 / 25."""
+        self.start(hooks=make_hooks() + [lua_hook("radius", fixture_script("radius"),
+                                                  settings={"radius": 1000})])
+        self.straddle(20, 25, cell=1000)
+
+    def test_cells_sized_by_a_script_that_matches_farther(self):
+        """map_range makes map 7 hear within 60 / 70 in front of proximity's 20 / 25:
+        cells of 70, and both rules must hold across their edges."""
+        hooks = make_hooks()
+        hooks.insert(1, lua_hook("map_range", stock_script("map_range"), settings={
+            "maps": [{"map_id": 7, "radius": 60, "leave_radius": 70}]}))
+        self.start(hooks=hooks)
+        self.straddle(60, 70, cell=70, map_id=7)
+        self.straddle(20, 25, cell=70)
+
+
 class CustomRadiusTest(EarshotTestCase):
     """The proximity plugin's settings come from its config block."""
     hooks = make_hooks(radius=5, leave_radius=8)
@@ -433,13 +478,11 @@ class CustomRadiusTest(EarshotTestCase):
         self.move(b, b_id, m, 8, 0)  # 8 = leave_radius: kept
         self.expect_nothing(a, b, c)
         self.move(b, b_id, m, 9, 0)
-        self.expect_peers(b, [])
-        self.expect_peers(a, [])
+        self.expect_parted(b, a)
         self.move(b, b_id, m, 6, 0)  # within 8 but not 5: no match
         self.expect_nothing(a, b, c)
         self.move(b, b_id, m, 5, 0)
-        self.expect_peers(b, [a_id])
-        self.expect_peers(a, [b_id])
+        self.expect_matched(b, b_id, a, a_id)
         self.move(c, c_id, m, -5, 0)  # 5 from a, 10 from b
         self.expect_peers(c, [a_id])
         self.expect_peers(a, [b_id, c_id])

@@ -77,6 +77,15 @@ class ProtocolErrorsTest(EarshotTestCase):
         ws.send_text(text)
         self.expect_error(ws, error)
 
+    def each_invalid_json(self, texts):
+        """Each text on one connection gets "Invalid JSON: ...", and it still works."""
+        ws = self.connect()
+        for text in texts:
+            with self.subTest(text=text):
+                ws.send_text(text)
+                self.expect_error_prefix(ws, "Invalid JSON: ")
+        self.assert_still_works(ws)
+
     def assert_still_works(self, ws, name="after"):
         """The connection is open, unregistered, and can register now."""
         self.assert_unregistered(ws)
@@ -110,12 +119,7 @@ class ProtocolErrorsTest(EarshotTestCase):
             position_text(x="+1"), position_text(x="0x10"), '{"type":"Update\\qPosition"}',
             '{"type":"RequestPeerRefresh", "data": [1, 2}',
         ]
-        ws = self.connect()
-        for text in cases:
-            with self.subTest(text=text):
-                ws.send_text(text)
-                self.expect_error_prefix(ws, "Invalid JSON: ")
-        self.assert_still_works(ws)
+        self.each_invalid_json(cases)
 
     def test_duplicate_keys_are_invalid_json(self):
         cid = self.cid("dup")
@@ -133,12 +137,7 @@ class ProtocolErrorsTest(EarshotTestCase):
             '{"type":"UpdatePosition","data":{"client_id":"%s","map_id":1,"x":0,"\\u0078":0,'
             '"y":0}}' % cid,
         ]
-        ws = self.connect()
-        for text in cases:
-            with self.subTest(text=text):
-                ws.send_text(text)
-                self.expect_error_prefix(ws, "Invalid JSON: ")
-        self.assert_still_works(ws)
+        self.each_invalid_json(cases)
 
     def test_top_level_not_an_object(self):
         ws = self.connect()
@@ -177,8 +176,7 @@ class ProtocolErrorsTest(EarshotTestCase):
         b.send_text('{"t\\u0079pe":"Update\\u0050osition","extra_top":{"nested":[1,{"z":null}]},'
                     '"data":{"client_id":"%s","map_id":%d,"\\u0078":3,"y":4,"channel":0,'
                     '"unknown":"field","speed":1.5,"sender_id":"x"},"zzz":[]}' % (b_id, m))
-        self.expect_peers(b, [a_id])
-        self.expect_peers(a, [b_id])
+        self.expect_matched(b, b_id, a, a_id)
         b.send_text('{"type":"RequestPeerRefresh","data":null}  \n')
         self.expect_peers(b, [a_id])
         self.expect_nothing(a, b)
@@ -196,8 +194,7 @@ class ProtocolErrorsTest(EarshotTestCase):
                 b = self.connect()
                 b.send_text('{"type":"UpdatePosition","big":%s,"data":{"client_id":"%s",'
                             '"map_id":%d,"x":1,"y":1,"huge":%s}}' % (value, b_id, m, value))
-                self.expect_peers(b, [a_id])
-                self.expect_peers(a, [b_id])
+                self.expect_matched(b, b_id, a, a_id)
                 b.send_text('{"type":"RequestPeerRefresh","data":%s}' % value)
                 self.expect_peers(b, [a_id])
                 b.close()
@@ -254,8 +251,7 @@ class ProtocolErrorsTest(EarshotTestCase):
         # -0 is 0: a lands exactly on the observer
         a.send_text(position_text(client_id=json.dumps(a_id), map_id=str(m), x="-0", y="-0",
                                   channel="-0", game_id="-0"))
-        self.expect_peers(a, [obs_id])
-        self.expect_peers(obs, [a_id])
+        self.expect_matched(a, a_id, obs, obs_id)
         for tokens in [dict(x="2147483647", y="-2147483648"),
                        dict(channel="2147483647", game_id="-2147483648"),
                        dict(map_id="-2147483648"), dict(map_id="2147483647")]:
@@ -397,16 +393,11 @@ class ProtocolErrorsTest(EarshotTestCase):
         self.expect_error(b, "Client %s not found" % self.cid("z"))
         # the old id is still a's, and a can still move under it
         self.move(a, a_id, m, 90, 0)
-        self.expect_peers(a, [b_id])
-        self.expect_peers(b, [a_id])
+        self.expect_matched(a, a_id, b, b_id)
         self.expect_nothing(a, b)
 
     def test_errors_change_no_state(self):
-        m = self.new_map()
-        a_id, b_id = self.cid("a"), self.cid("b")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 10, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
+        m, a, b, a_id, b_id = self.matched_pair((0, 0), (10, 0))
         # each of these would move a away from b if applied
         a.send_text(position_text(client_id=json.dumps(a_id), map_id=str(m), x="1000",
                                   channel='"1"'))
@@ -425,11 +416,7 @@ class ProtocolErrorsTest(EarshotTestCase):
         self.expect_peers(a, [b_id])
 
     def test_refresh_and_disconnect_ignore_data(self):
-        m = self.new_map()
-        a_id, b_id = self.cid("a"), self.cid("b")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 5, 5, expect=[a_id])
-        self.expect_peers(a, [b_id])
+        m, a, b, a_id, b_id = self.matched_pair((0, 0), (5, 5))
         for data in [None, OMIT, "junk", 5, [1, 2], {"x": 1, "client_id": "other"}, True]:
             with self.subTest(data=data):
                 a.send_msg("RequestPeerRefresh", data)

@@ -42,30 +42,19 @@ class SameAddressTest(SessionTestBase):
     config = {"session": {"takeover": "same_address"}}
 
     def test_takeover_from_same_address(self):
-        m = self.new_map()
-        a_id, p_id = self.cid("a"), self.cid("p")
-        old = self.join(a_id, m, 0, 0)
-        peer = self.join(p_id, m, 3, 0, expect=[a_id])
-        self.expect_peers(old, [p_id])
+        m, (old, peer), (a_id, p_id) = self.place(("a", 0, 0), ("p", 3, 0))
         new = self.connect(source_addr=HOST)
         self.assertEqual(self.register(new, a_id, m, 0, 0), [p_id])
         self.taken_over(old, a_id)
         self.peer_still_lists(peer, [a_id])
         # relays to the id now reach the new connection, with the new one as sender
-        peer.send_json({"type": "SendOffer", "data": {"target_id": a_id, "offer": "o"}})
-        self.assertEqual(new.recv_json(), {"type": "ReceiveOffer",
-                                           "data": {"sender_id": p_id, "offer": "o"}})
-        new.send_json({"type": "SendAnswer", "data": {"target_id": p_id, "answer": "ans"}})
-        self.assertEqual(peer.recv_json(), {"type": "ReceiveAnswer",
-                                            "data": {"sender_id": a_id, "answer": "ans"}})
+        self.relay(peer, p_id, new, a_id, "o")
+        self.relay(new, a_id, peer, p_id, "ans", kind="answer")
         self.expect_nothing(new, peer)
 
     def test_takeover_to_a_new_place_tells_peers(self):
-        m = self.new_map()
-        a_id, p_id, q_id = self.cid("a"), self.cid("p"), self.cid("q")
-        old = self.join(a_id, m, 0, 0)
-        peer = self.join(p_id, m, 3, 0, expect=[a_id])
-        self.expect_peers(old, [p_id])
+        m, (old, peer), (a_id, p_id) = self.place(("a", 0, 0), ("p", 3, 0))
+        q_id = self.cid("q")
         q = self.join(q_id, m, 500, 0)
         new = self.connect()
         self.assertEqual(self.register(new, a_id, m, 501, 0), [q_id])
@@ -75,11 +64,7 @@ class SameAddressTest(SessionTestBase):
         self.expect_nothing(new, peer, q)
 
     def test_refused_from_other_address(self):
-        m = self.new_map()
-        a_id, p_id = self.cid("a"), self.cid("p")
-        holder = self.join(a_id, m, 0, 0)
-        peer = self.join(p_id, m, 3, 0, expect=[a_id])
-        self.expect_peers(holder, [p_id])
+        m, (holder, peer), (a_id, p_id) = self.place(("a", 0, 0), ("p", 3, 0))
         other = self.connect(source_addr=OTHER_SOURCE)
         self.move(other, a_id, m, 100, 100)
         self.in_use(other, a_id)
@@ -93,11 +78,7 @@ class SameAddressTest(SessionTestBase):
         self.expect_nothing(holder, peer, other)
 
     def test_id_free_after_holder_leaves(self):
-        m = self.new_map()
-        a_id, p_id = self.cid("a"), self.cid("p")
-        holder = self.join(a_id, m, 0, 0)
-        peer = self.join(p_id, m, 3, 0, expect=[a_id])
-        self.expect_peers(holder, [p_id])
+        m, (holder, peer), (a_id, p_id) = self.place(("a", 0, 0), ("p", 3, 0))
         other = self.connect(source_addr=OTHER_SOURCE)
         self.move(other, a_id, m, 0, 0)
         self.in_use(other, a_id)
@@ -122,18 +103,12 @@ class AlwaysTest(SessionTestBase):
     config = {"session": {"takeover": "always"}}
 
     def test_takeover_from_other_address(self):
-        m = self.new_map()
-        a_id, p_id = self.cid("a"), self.cid("p")
-        old = self.join(a_id, m, 0, 0)
-        peer = self.join(p_id, m, 3, 0, expect=[a_id])
-        self.expect_peers(old, [p_id])
+        m, (old, peer), (a_id, p_id) = self.place(("a", 0, 0), ("p", 3, 0))
         new = self.connect(source_addr=OTHER_SOURCE)
         self.assertEqual(self.register(new, a_id, m, 1, 0), [p_id])
         self.taken_over(old, a_id)
         self.peer_still_lists(peer, [a_id])
-        peer.send_json({"type": "SendIceCandidate", "data": {"target_id": a_id, "candidate": "c"}})
-        self.assertEqual(new.recv_json(), {"type": "ReceiveIceCandidate",
-                                           "data": {"sender_id": p_id, "candidate": "c"}})
+        self.relay(peer, p_id, new, a_id, "c", kind="candidate")
         self.expect_nothing(new, peer)
 
     def test_chain_of_takeovers(self):
@@ -168,11 +143,7 @@ class NeverTest(SessionTestBase):
         self.expect_peers(holder, [])
 
     def test_id_free_after_disconnect(self):
-        m = self.new_map()
-        a_id, p_id = self.cid("a"), self.cid("p")
-        holder = self.join(a_id, m, 0, 0)
-        peer = self.join(p_id, m, 0, 1, expect=[a_id])
-        self.expect_peers(holder, [p_id])
+        m, (holder, peer), (a_id, p_id) = self.place(("a", 0, 0), ("p", 0, 1))
         ws = self.connect()
         self.move(ws, a_id, m, 0, 0)
         self.in_use(ws, a_id)
@@ -188,11 +159,7 @@ class CleanupTest(SessionTestBase):
     """Disconnect and every way a socket can go away."""
 
     def test_disconnect(self):
-        m = self.new_map()
-        a_id, b_id = self.cid("a"), self.cid("b")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 1, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
+        m, a, b, a_id, b_id = self.matched_pair((0, 0), (1, 0))
         a.send_json({"type": "Disconnect", "data": None})
         self.assertEqual(a.expect_close(), 1000)
         self.assertTrue(a.wait_eof(), "server did not end the TCP stream after the close")
@@ -209,11 +176,7 @@ class CleanupTest(SessionTestBase):
     def test_disconnect_acts_before_the_socket_closes(self):
         """Disconnect removes the client when it is read, not when the TCP connection
         finally ends: here the client never answers the server's close frame."""
-        m = self.new_map()
-        a_id, b_id = self.cid("a"), self.cid("b")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 1, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
+        m, a, b, a_id, b_id = self.matched_pair((0, 0), (1, 0))
         a.send_json({"type": "Disconnect", "data": None})
         self.expect_peers(b, [], timeout=2.0)
         a2 = self.connect(source_addr=OTHER_SOURCE)
@@ -279,11 +242,7 @@ class IdleTimeoutTest(SessionTestBase):
     config = {"session": {"idle_timeout": 1.0}}
 
     def test_idle_client_times_out(self):
-        m = self.new_map()
-        a_id, b_id = self.cid("a"), self.cid("b")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 1, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
+        m, a, b, a_id, b_id = self.matched_pair((0, 0), (1, 0))
         # b stays alive with refreshes; a says nothing
         msgs = []
         deadline = time.monotonic() + 4.0
@@ -341,11 +300,7 @@ class IdleTimeoutTest(SessionTestBase):
         self.expect_peers(b, [])
 
     def test_relays_do_not_keep_alive(self):
-        m = self.new_map()
-        a_id, b_id = self.cid("a"), self.cid("b")
-        a = self.join(a_id, m, 0, 0)
-        b = self.join(b_id, m, 1, 0, expect=[a_id])
-        self.expect_peers(a, [b_id])
+        m, a, b, a_id, b_id = self.matched_pair((0, 0), (1, 0))
         deadline = time.monotonic() + 4.0
         got_a, got_b = [], []
         n = 0

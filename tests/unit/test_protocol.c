@@ -282,51 +282,36 @@ TEST(t_disconnect_data_ignored)
     }
 }
 
-TEST(t_relays_valid)
+/*
+ * Every relay kind parses payload_json (a JSON string) addressed to "bob"
+ * into exactly the len bytes of want, NUL-terminated after them.
+ */
+static void relay_payload_is(const char *payload_json, const char *want, size_t len)
 {
     for (int k = 0; k < 3; k++) {
         es_msg m;
-        MUST_PARSE(&m, relay_json(k, "\"bob\"", "\"v=0 payload\""));
+        MUST_PARSE(&m, relay_json(k, "\"bob\"", payload_json));
         assert_int_equal(m.type, relay_msg_types[k]);
         assert_string_equal(m.target_id, "bob");
         assert_int_equal(m.target_id_len, 3);
-        assert_string_equal(m.payload, "v=0 payload");
-        assert_int_equal(m.payload_len, 11);
+        assert_int_equal(m.payload_len, len);
+        assert_memory_equal(m.payload, want, len + 1);
         assert_null(m.client_id);
         es_msg_release(&m);
     }
 }
 
-TEST(t_relay_empty_payload_is_valid)
-{
-    for (int k = 0; k < 3; k++) {
-        es_msg m;
-        MUST_PARSE(&m, relay_json(k, "\"bob\"", "\"\""));
-        assert_int_equal(m.payload_len, 0);
-        assert_string_equal(m.payload, "");
-        es_msg_release(&m);
-    }
-}
+TEST(t_relays_valid) { relay_payload_is("\"v=0 payload\"", "v=0 payload", 11); }
+
+TEST(t_relay_empty_payload_is_valid) { relay_payload_is("\"\"", "", 0); }
 
 TEST(t_relay_payload_escapes_decoded)
 {
-    es_msg m;
-    MUST_PARSE(&m, relay_json(0, "\"bob\"", "\"q\\\"b\\\\s\\/n\\nt\\t\\u00e9\\ud83c\\udfa7\""));
-    assert_string_equal(m.payload, "q\"b\\s/n\nt\t\xC3\xA9\xF0\x9F\x8E\xA7");
-    assert_int_equal(m.payload_len, strlen("q\"b\\s/n\nt\t\xC3\xA9\xF0\x9F\x8E\xA7"));
-    es_msg_release(&m);
+    const char *want = "q\"b\\s/n\nt\t\xC3\xA9\xF0\x9F\x8E\xA7";
+    relay_payload_is("\"q\\\"b\\\\s\\/n\\nt\\t\\u00e9\\ud83c\\udfa7\"", want, strlen(want));
 }
 
-TEST(t_relay_payload_with_nul_kept)
-{
-    for (int k = 0; k < 3; k++) {
-        es_msg m;
-        MUST_PARSE(&m, relay_json(k, "\"bob\"", "\"a\\u0000b\\u0000\""));
-        assert_int_equal(m.payload_len, 4);
-        assert_memory_equal(m.payload, "a\0b\0", 5); /* and NUL-terminated */
-        es_msg_release(&m);
-    }
-}
+TEST(t_relay_payload_with_nul_kept) { relay_payload_is("\"a\\u0000b\\u0000\"", "a\0b\0", 4); }
 
 TEST(t_relay_payload_8k)
 {
