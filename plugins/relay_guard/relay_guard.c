@@ -6,9 +6,15 @@
  * finish cleanly.
  *
  * It learns of partings from the pair hook and remembers each parted pair
- * (by client_id) for `grace` seconds; entries older than that are swept.
- * Verdicts: PASS when the relay is allowed (so later links may still
- * decide), DENY otherwise.
+ * (by client_id) for `grace` seconds. Verdicts: PASS when the relay is
+ * allowed (so later links may still decide), DENY otherwise.
+ *
+ * The parted pairs live in a uthash table keyed by both ids. The ids are
+ * chosen by clients, so the table hashes with the host's keyed hash: nobody
+ * can pick ids that pile into one bucket. Each entry is also on a list
+ * ordered by parting time, oldest first, so expiry pops from its head: every
+ * hook call first drops the pairs whose grace has run out, and the table
+ * (buckets included) is freed when its last pair goes.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,21 +23,35 @@
 
 #include "earshot/plugin.h"
 
+/*
+ * uthash's HASH_FUNCTION has no context argument, so the host's hash is kept
+ * here. Every instance gets the same function from the same core.
+ */
+static uint64_t (*guard_hash)(const void *data, size_t len);
+
+#define HASH_FUNCTION(keyptr, keylen, hashv) \
+    ((hashv) = (unsigned)guard_hash((keyptr), (size_t)(keylen)))
+/* A failed allocation loses one pair's grace period, never the process. */
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+#include <utlist.h>
+
+/* A client_id is at most 128 bytes: two of them and the NUL between. */
+#define GUARD_KEY_MAX (2 * 128 + 1)
+
 typedef struct parted {
-    struct parted *next;
-    uint64_t hash;
-    double at;     /* when the pair parted */
-    size_t len;    /* of key */
-    char key[];    /* "idA\0idB", ids in byte order */
+    UT_hash_handle hh;          /* in guard.table, keyed by key[0..len) */
+    struct parted *prev, *next; /* guard.oldest: by `at`, oldest first */
+    double at;                  /* when the pair parted */
+    size_t len;                 /* of key */
+    char key[];                 /* "idA\0idB", ids in byte order */
 } parted;
 
 typedef struct guard {
     const earshot_host *host;
     double grace;
-    parted **buckets;
-    size_t nbuckets; /* power of two */
-    size_t count;
-    double last_sweep;
+    parted *table;  /* uthash head; NULL when empty */
+    parted *oldest; /* utlist head of the same entries */
 } guard;
 
 static const earshot_setting_def settings[] = {
@@ -40,8 +60,9 @@ static const earshot_setting_def settings[] = {
     EARSHOT_SETTINGS_END,
 };
 
-/* The pair key: both ids, smaller first, NUL between. Returns its length. */
-static size_t pair_key(const char *a, const char *b, char *out)
+/* The pair key: both ids, smaller first, NUL between. Returns its length,
+ * or 0 when the ids are longer than any client_id can be. */
+static size_t pair_key(const char *a, const char *b, char out[GUARD_KEY_MAX])
 {
     if (strcmp(a, b) > 0) {
         const char *t = a;
@@ -49,82 +70,42 @@ static size_t pair_key(const char *a, const char *b, char *out)
         b = t;
     }
     size_t la = strlen(a), lb = strlen(b);
+    if (la + 1 + lb > GUARD_KEY_MAX)
+        return 0;
     memcpy(out, a, la + 1);
     memcpy(out + la + 1, b, lb);
     return la + 1 + lb;
 }
 
-static uint64_t fnv1a(const char *s, size_t n)
+static void forget(guard *g, parted *p)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    HASH_DEL(g->table, p);
+    DL_DELETE(g->oldest, p);
+    free(p);
 }
 
-static parted **find_slot(guard *g, const char *key, size_t len, uint64_t h)
+/* Drop every pair whose grace has run out. */
+static void expire(guard *g, double now)
 {
-    parted **pp = &g->buckets[h & (g->nbuckets - 1)];
-    while (*pp && !((*pp)->hash == h && (*pp)->len == len && memcmp((*pp)->key, key, len) == 0))
-        pp = &(*pp)->next;
-    return pp;
-}
-
-static void sweep(guard *g, double now)
-{
-    for (size_t i = 0; i < g->nbuckets; i++) {
-        parted **pp = &g->buckets[i];
-        while (*pp) {
-            if (now - (*pp)->at > g->grace) {
-                parted *dead = *pp;
-                *pp = dead->next;
-                free(dead);
-                g->count--;
-            } else {
-                pp = &(*pp)->next;
-            }
-        }
-    }
-    g->last_sweep = now;
-}
-
-static void grow(guard *g)
-{
-    size_t n = g->nbuckets * 2;
-    parted **b = calloc(n, sizeof *b);
-    if (!b)
-        return; /* keep the longer chains */
-    for (size_t i = 0; i < g->nbuckets; i++) {
-        parted *p = g->buckets[i];
-        while (p) {
-            parted *next = p->next;
-            p->next = b[p->hash & (n - 1)];
-            b[p->hash & (n - 1)] = p;
-            p = next;
-        }
-    }
-    free(g->buckets);
-    g->buckets = b;
-    g->nbuckets = n;
+    while (g->oldest && now - g->oldest->at > g->grace)
+        forget(g, g->oldest);
 }
 
 static int guard_init(const earshot_host *host, const earshot_settings *s, void **state, char *err,
                       size_t errlen)
 {
+    if (!host->hash) {
+        snprintf(err, errlen, "this earshot offers no keyed hash; relay_guard needs a newer one");
+        return -1;
+    }
     guard *g = calloc(1, sizeof *g);
-    if (g)
-        g->buckets = calloc(256, sizeof *g->buckets);
-    if (!g || !g->buckets) {
-        free(g);
+    if (!g) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    guard_hash = host->hash;
     g->host = host;
-    g->nbuckets = 256;
     g->grace = host->setting_number(s, "grace");
-    g->last_sweep = host->now();
     *state = g;
     return 0;
 }
@@ -132,74 +113,72 @@ static int guard_init(const earshot_host *host, const earshot_settings *s, void 
 static void guard_destroy(void *state)
 {
     guard *g = state;
-    for (size_t i = 0; i < g->nbuckets; i++) {
-        parted *p = g->buckets[i];
-        while (p) {
-            parted *next = p->next;
-            free(p);
-            p = next;
-        }
+    parted *p, *tmp;
+    /* HASH_CLEAR frees the buckets only; the entries go through the list. */
+    HASH_CLEAR(hh, g->table);
+    DL_FOREACH_SAFE(g->oldest, p, tmp)
+    {
+        free(p);
     }
-    free(g->buckets);
     free(g);
 }
 
 static void guard_pair(void *state, const earshot_client *a, const earshot_client *b, int matched)
 {
     guard *g = state;
-    char key[2 * 129];
-    size_t len = pair_key(a->client_id, b->client_id, key);
-    uint64_t h = fnv1a(key, len);
-    parted **slot = find_slot(g, key, len, h);
     double now = g->host->now();
+    expire(g, now);
+    char key[GUARD_KEY_MAX];
+    size_t len = pair_key(a->client_id, b->client_id, key);
+    if (len == 0)
+        return;
+    parted *p;
+    HASH_FIND(hh, g->table, key, len, p);
     if (matched) {
-        /* Matched now: the core tells us so on every relay; forget the parting. */
-        if (*slot) {
-            parted *dead = *slot;
-            *slot = dead->next;
-            free(dead);
-            g->count--;
-        }
+        /* Matched now: the core says so on every relay; forget the parting. */
+        if (p)
+            forget(g, p);
         return;
     }
     if (g->grace <= 0)
         return;
-    if (*slot) {
-        (*slot)->at = now;
+    if (p) {
+        /* Parted again: its grace starts over, and it is now the newest. */
+        p->at = now;
+        DL_DELETE(g->oldest, p);
+        DL_APPEND(g->oldest, p);
         return;
     }
-    if (now - g->last_sweep > g->grace)
-        sweep(g, now);
-    if (g->count >= g->nbuckets)
-        grow(g);
-    parted *p = malloc(sizeof *p + len);
+    p = malloc(sizeof *p + len);
     if (!p)
         return; /* the pair just loses its grace period */
-    p->hash = h;
     p->at = now;
     p->len = len;
     memcpy(p->key, key, len);
-    slot = &g->buckets[h & (g->nbuckets - 1)];
-    p->next = *slot;
-    *slot = p;
-    g->count++;
+    HASH_ADD_KEYPTR(hh, g->table, p->key, p->len, p);
+    if (!p->hh.tbl) { /* uthash could not make room */
+        free(p);
+        return;
+    }
+    DL_APPEND(g->oldest, p);
 }
 
 static earshot_verdict guard_relay(void *state, const earshot_relay *r, const char **reason)
 {
     guard *g = state;
     (void)reason; /* the core's default text names the target */
+    expire(g, g->host->now());
     if (r->matched)
         return EARSHOT_PASS;
-    char key[2 * 129];
+    char key[GUARD_KEY_MAX];
     size_t len = pair_key(r->sender->client_id, r->target->client_id, key);
-    parted *p = *find_slot(g, key, len, fnv1a(key, len));
-    if (p && g->host->now() - p->at <= g->grace)
-        return EARSHOT_PASS;
-    return EARSHOT_DENY;
+    parted *p = NULL;
+    if (len)
+        HASH_FIND(hh, g->table, key, len, p);
+    return p ? EARSHOT_PASS : EARSHOT_DENY;
 }
 
-EARSHOT_PLUGIN_DEFINE(.name = "relay_guard", .version = "1.0.0",
+EARSHOT_PLUGIN_DEFINE(.name = "relay_guard", .version = "1.1.0",
                       .description = "relay only between clients matched now or within a grace period",
                       .settings = settings, .init = guard_init, .destroy = guard_destroy,
                       .on_relay = guard_relay, .on_pair = guard_pair)

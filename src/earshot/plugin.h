@@ -202,7 +202,9 @@ typedef struct earshot_host {
     /* A keyed hash (SipHash with a key chosen at start), for plugins' tables
      * of client-chosen strings: clients cannot pick keys that collide. Reads
      * `len` bytes at `data` during the call only. Same key for every plugin
-     * and for the life of the process. */
+     * and for the life of the process. Appended after host_data in earshot
+     * 0.1: the host has no size field, so a plugin that calls it needs a core
+     * of 0.1 or later (every core this header ships with). */
     uint64_t (*hash)(const void *data, size_t len);
 } earshot_host;
 
