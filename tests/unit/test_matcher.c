@@ -103,14 +103,20 @@ static es_session *mk(world *w, const char *id)
     return s;
 }
 
-/* A client appears at (x, y) on map 1. */
-static es_session *join(world *w, const char *id, int32_t x, int32_t y)
+/* A client appears at p. */
+static es_session *join_pos(world *w, const char *id, earshot_position p)
 {
     es_session *s = mk(w, id);
-    s->view.pos = (earshot_position){.map_id = 1, .x = x, .y = y};
+    s->view.pos = p;
     es_grid_insert(&w->grid, s);
     es_matcher_update(&w->m, s);
     return s;
+}
+
+/* A client appears at (x, y) on map 1. */
+static es_session *join(world *w, const char *id, int32_t x, int32_t y)
+{
+    return join_pos(w, id, (earshot_position){.map_id = 1, .x = x, .y = y});
 }
 
 static void move_pos(world *w, es_session *s, earshot_position p)
@@ -219,6 +225,21 @@ static void check_graph(world *w)
     assert_int_equal(w->bad_match_args, 0);
 }
 
+/* Forget who was marked so far; returns the number of pair events so far. */
+static size_t settle(world *w)
+{
+    take_dirty(w);
+    return w->nevents;
+}
+
+/* Exactly the clients ids (sorted) were marked since the last take, and the
+ * graph is consistent. */
+static void expect_changed(world *w, const char *ids)
+{
+    assert_string_equal(take_dirty_sorted(w), ids);
+    check_graph(w);
+}
+
 #define W world *w = *cm_state_
 
 /* ---- tests --------------------------------------------------------------- */
@@ -243,8 +264,7 @@ TEST(t_lone_join_changes_nothing)
 TEST(t_pair_forms_and_marks_both)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 10, 0);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 10, 0);
     assert_int_equal(w->m.pairs, 1);
     assert_string_equal(peers(a), "b");
     assert_string_equal(peers(b), "a");
@@ -277,8 +297,7 @@ TEST(t_enter_radius_is_exact)
 TEST(t_hysteresis)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 19, 0);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 19, 0);
     assert_int_equal(w->m.pairs, 1);
     assert_string_equal(take_dirty(w), "b,a");
     size_t ev = w->nevents;
@@ -312,27 +331,22 @@ TEST(t_hysteresis)
 TEST(t_hysteresis_when_the_other_moves)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 19, 0);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 19, 0);
     assert_true(es_matcher_is_matched(a, b));
-    take_dirty(w);
+    settle(w);
     move(w, a, -5, 0); /* a moves: distance 24 */
     assert_true(es_matcher_is_matched(a, b));
     assert_string_equal(take_dirty(w), "");
     move(w, a, -7, 0); /* 26 */
     assert_false(es_matcher_is_matched(a, b));
-    assert_string_equal(take_dirty_sorted(w), "a,b");
-    check_graph(w);
+    expect_changed(w, "a,b");
 }
 
 TEST(t_move_that_changes_nothing_marks_nobody)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 5, 0);
-    es_session *c = join(w, "c", 500, 0);
-    take_dirty(w);
-    size_t ev = w->nevents;
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 5, 0), *c = join(w, "c", 500, 0);
+    size_t ev = settle(w);
     move(w, b, 6, 1);
     move(w, b, 6, 1); /* same position again */
     move(w, c, 600, 0);
@@ -351,7 +365,7 @@ TEST(t_dirty_holds_changed_clients_once)
     join(w, "b", 100, 0);
     join(w, "c", 110, 0);
     es_session *d = join(w, "d", 10, 0);
-    take_dirty(w);
+    settle(w);
     assert_string_equal(peers(a), "d");
     /* a leaves d and joins b and c in one move */
     move(w, a, 105, 5);
@@ -368,8 +382,7 @@ TEST(t_dirty_holds_changed_clients_once)
 TEST(t_mark_dirty_deduplicates)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 500, 0);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 500, 0);
     es_matcher_mark_dirty(&w->m, a);
     es_matcher_mark_dirty(&w->m, b);
     es_matcher_mark_dirty(&w->m, a);
@@ -397,13 +410,10 @@ TEST(t_dirty_list_grows)
 TEST(t_remove_all_leaves_no_dangling_edges)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 5, 0);
-    es_session *c = join(w, "c", 0, 5);
-    es_session *d = join(w, "d", -5, 0);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 5, 0);
+    es_session *c = join(w, "c", 0, 5), *d = join(w, "d", -5, 0);
     assert_int_equal(w->m.pairs, 6);
-    take_dirty(w);
-    size_t ev = w->nevents;
+    size_t ev = settle(w);
     leave(w, a);
     assert_int_equal(a->nedges, 0);
     assert_int_equal(w->m.pairs, 3);
@@ -429,10 +439,8 @@ TEST(t_remove_all_leaves_no_dangling_edges)
 TEST(t_remove_all_drops_leaver_already_dirty)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 5, 0);
-    es_session *c = join(w, "c", 300, 0);
-    take_dirty(w);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 5, 0), *c = join(w, "c", 300, 0);
+    settle(w);
     es_matcher_mark_dirty(&w->m, c);
     move(w, a, 3, 0);
     es_matcher_mark_dirty(&w->m, a); /* e.g. a RequestPeerRefresh */
@@ -446,10 +454,8 @@ TEST(t_remove_all_drops_leaver_already_dirty)
 TEST(t_served_client_left_out_of_the_take)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 300, 0);
-    es_session *c = join(w, "c", 600, 0);
-    take_dirty(w);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 300, 0), *c = join(w, "c", 600, 0);
+    settle(w);
     es_matcher_mark_dirty(&w->m, a);
     es_matcher_mark_dirty(&w->m, b);
     es_matcher_mark_dirty(&w->m, c);
@@ -470,7 +476,7 @@ TEST(t_served_leaver_dropped_from_the_list)
     W;
     es_session *a = join(w, "a", 0, 0);
     join(w, "b", 5, 0);
-    take_dirty(w);
+    settle(w);
     es_matcher_mark_dirty(&w->m, a);
     es_matcher_served(a);
     leave(w, a); /* may be freed before the take: must not be listed */
@@ -483,7 +489,7 @@ TEST(t_remove_all_of_unmatched_client)
     W;
     es_session *a = join(w, "a", 0, 0);
     join(w, "b", 100, 0);
-    take_dirty(w);
+    settle(w);
     leave(w, a);
     assert_string_equal(take_dirty(w), "");
     assert_int_equal(w->m.pairs, 0);
@@ -492,10 +498,9 @@ TEST(t_remove_all_of_unmatched_client)
 TEST(t_other_map_channel_or_game_never_match)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 0, 0);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 0, 0);
     assert_true(es_matcher_is_matched(a, b));
-    take_dirty(w);
+    settle(w);
     earshot_position p = b->view.pos;
     p.channel = 1;
     move_pos(w, b, p);
@@ -509,41 +514,33 @@ TEST(t_other_map_channel_or_game_never_match)
     p.map_id = 1;
     move_pos(w, b, p);
     assert_true(es_matcher_is_matched(a, b));
-    take_dirty(w);
+    settle(w);
     p.game_id = 3;
     move_pos(w, b, p); /* other game, same map id and spot */
     assert_false(es_matcher_is_matched(a, b));
-    assert_string_equal(take_dirty_sorted(w), "a,b");
-    check_graph(w);
+    expect_changed(w, "a,b");
 }
 
 TEST(t_map_change_parts_even_within_radius)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 1, 1);
-    es_session *c = mk(w, "c");
-    c->view.pos = (earshot_position){.map_id = 2, .x = 1, .y = 1};
-    es_grid_insert(&w->grid, c);
-    es_matcher_update(&w->m, c);
-    take_dirty(w);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 1, 1);
+    es_session *c = join_pos(w, "c", (earshot_position){.map_id = 2, .x = 1, .y = 1});
+    settle(w);
     earshot_position p = a->view.pos;
     p.map_id = 2;
     move_pos(w, a, p);
     assert_string_equal(peers(a), "c");
     assert_string_equal(peers(b), "");
     assert_string_equal(peers(c), "a");
-    assert_string_equal(take_dirty_sorted(w), "a,b,c");
-    check_graph(w);
+    expect_changed(w, "a,b,c");
 }
 
 TEST(t_is_matched)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 1, 0);
-    es_session *c = join(w, "c", 300, 0);
-    es_session *d = join(w, "d", 301, 0);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 1, 0);
+    es_session *c = join(w, "c", 300, 0), *d = join(w, "d", 301, 0);
     assert_true(es_matcher_is_matched(a, b));
     assert_true(es_matcher_is_matched(c, d));
     assert_false(es_matcher_is_matched(a, c));
@@ -604,9 +601,7 @@ TEST(t_crowd_leaving_one_by_one)
 TEST(t_pair_events_balance)
 {
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 10, 0);
-    es_session *c = join(w, "c", 20, 0);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 10, 0), *c = join(w, "c", 20, 0);
     /* a-b, b-c, a-c (20) */
     assert_int_equal(w->links, 3);
     move(w, c, 40, 0); /* a-c 40 gone, b-c 30 gone */
@@ -629,8 +624,7 @@ TEST(t_matched_flag_reaches_the_rule)
     /* Only a rule that sees matched=1 keeps a pair at 25; the matcher must
      * pass the current state, seen from either side. */
     W;
-    es_session *a = join(w, "a", 0, 0);
-    es_session *b = join(w, "b", 0, 18);
+    es_session *a = join(w, "a", 0, 0), *b = join(w, "b", 0, 18);
     move(w, a, 0, -7); /* 25 apart, a moved */
     assert_true(es_matcher_is_matched(a, b));
     move(w, b, 0, 18); /* b "moves" to where it is: no update at all needed, still 25 */

@@ -89,6 +89,31 @@ static int32_t pos_field(const es_msg *m, const char *field)
 }
 
 static const char *const int_fields[] = {"map_id", "x", "y", "channel", "game_id"};
+
+/* An UpdatePosition with the raw JSON value in each integer field parses,
+ * and the field reads want. */
+static void every_int_field_reads(const char *value, int32_t want)
+{
+    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++) {
+        es_msg m;
+        MUST_PARSE(&m, upd_with(int_fields[i], value));
+        assert_int_equal(pos_field(&m, int_fields[i]), want);
+        es_msg_release(&m);
+    }
+}
+
+/* Each of the n raw JSON values, in each integer field, is an error naming
+ * that field. */
+static void every_int_field_rejects(const char *const *bad, size_t n)
+{
+    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++)
+        for (size_t k = 0; k < n; k++)
+            EXPECT_ERROR(upd_with(int_fields[i], bad[k]),
+                         fmt("Invalid UpdatePosition: field '%s'" INT_RULE, int_fields[i]));
+}
+#define EVERY_INT_FIELD_REJECTS(...)                                                   \
+    every_int_field_rejects((const char *const[]){__VA_ARGS__},                        \
+                            ES_ARRAY_LEN(((const char *const[]){__VA_ARGS__})))
 static const char *const relay_types[] = {"SendOffer", "SendAnswer", "SendIceCandidate"};
 static const char *const relay_fields[] = {"offer", "answer", "candidate"};
 static const es_msg_type relay_msg_types[] = {ES_MSG_SEND_OFFER, ES_MSG_SEND_ANSWER,
@@ -163,76 +188,40 @@ TEST(t_update_position_optional_fields_default_to_zero)
 
 TEST(t_update_position_int32_bounds_accepted)
 {
-    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++) {
-        es_msg m;
-        MUST_PARSE(&m, upd_with(int_fields[i], "2147483647"));
-        assert_int_equal(pos_field(&m, int_fields[i]), INT32_MAX);
-        es_msg_release(&m);
-        MUST_PARSE(&m, upd_with(int_fields[i], "-2147483648"));
-        assert_true(pos_field(&m, int_fields[i]) == INT32_MIN);
-        es_msg_release(&m);
-        MUST_PARSE(&m, upd_with(int_fields[i], "0"));
-        assert_int_equal(pos_field(&m, int_fields[i]), 0);
-        es_msg_release(&m);
-    }
+    every_int_field_reads("2147483647", INT32_MAX);
+    every_int_field_reads("-2147483648", INT32_MIN);
+    every_int_field_reads("0", 0);
 }
 
 TEST(t_update_position_int32_out_of_range_names_field)
 {
-    static const char *const bad[] = {"2147483648", "-2147483649", "4294967296",
-                                      "9223372036854775807", "-9223372036854775808"};
-    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++)
-        for (size_t k = 0; k < ES_ARRAY_LEN(bad); k++)
-            EXPECT_ERROR(upd_with(int_fields[i], bad[k]),
-                         fmt("Invalid UpdatePosition: field '%s'" INT_RULE, int_fields[i]));
+    EVERY_INT_FIELD_REJECTS("2147483648", "-2147483649", "4294967296", "9223372036854775807",
+                            "-9223372036854775808");
 }
 
-TEST(t_update_position_minus_zero_is_zero)
-{
-    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++) {
-        es_msg m;
-        MUST_PARSE(&m, upd_with(int_fields[i], "-0"));
-        assert_int_equal(pos_field(&m, int_fields[i]), 0);
-        es_msg_release(&m);
-    }
-}
+TEST(t_update_position_minus_zero_is_zero) { every_int_field_reads("-0", 0); }
 
 TEST(t_update_position_fraction_or_exponent_is_an_error)
 {
-    static const char *const bad[] = {"900.0", "9e2", "9E2", "1.5", "-0.0", "0e0", "1e-400"};
-    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++)
-        for (size_t k = 0; k < ES_ARRAY_LEN(bad); k++)
-            EXPECT_ERROR(upd_with(int_fields[i], bad[k]),
-                         fmt("Invalid UpdatePosition: field '%s'" INT_RULE, int_fields[i]));
+    EVERY_INT_FIELD_REJECTS("900.0", "9e2", "9E2", "1.5", "-0.0", "0e0", "1e-400");
 }
 
 TEST(t_update_position_huge_integer_names_field)
 {
     /* Beyond 64 bits: jansson refuses it, the parser must still name the field. */
-    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++) {
-        EXPECT_ERROR(upd_with(int_fields[i], "99999999999999999999999"),
-                     fmt("Invalid UpdatePosition: field '%s'" INT_RULE, int_fields[i]));
-        EXPECT_ERROR(upd_with(int_fields[i], "-99999999999999999999999"),
-                     fmt("Invalid UpdatePosition: field '%s'" INT_RULE, int_fields[i]));
-    }
+    EVERY_INT_FIELD_REJECTS("99999999999999999999999", "-99999999999999999999999");
 }
 
 TEST(t_update_position_1e400_names_field)
 {
     /* PROTOCOL.md: a number with an exponent, or out of range, is an error
      * naming the field. 1e400 overflows a double. */
-    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++)
-        EXPECT_ERROR(upd_with(int_fields[i], "1e400"),
-                     fmt("Invalid UpdatePosition: field '%s'" INT_RULE, int_fields[i]));
+    EVERY_INT_FIELD_REJECTS("1e400");
 }
 
 TEST(t_update_position_non_numbers_name_field)
 {
-    static const char *const bad[] = {"\"5\"", "true", "false", "null", "[]", "{}", "[1]", "\"\""};
-    for (size_t i = 0; i < ES_ARRAY_LEN(int_fields); i++)
-        for (size_t k = 0; k < ES_ARRAY_LEN(bad); k++)
-            EXPECT_ERROR(upd_with(int_fields[i], bad[k]),
-                         fmt("Invalid UpdatePosition: field '%s'" INT_RULE, int_fields[i]));
+    EVERY_INT_FIELD_REJECTS("\"5\"", "true", "false", "null", "[]", "{}", "[1]", "\"\"");
 }
 
 TEST(t_update_position_missing_required_fields)
@@ -255,31 +244,36 @@ TEST(t_update_position_client_id_must_be_string)
         EXPECT_ERROR(upd_id(bad[k]), "Invalid UpdatePosition: field 'client_id' must be a string");
 }
 
-TEST(t_request_peer_refresh_data_ignored)
+/*
+ * A message of type name with each of the n "data" members (raw JSON,
+ * with its leading comma; "" for none) parses as that type, data ignored.
+ */
+static void data_ignored(const char *name, es_msg_type type, const char *const *datas, size_t n)
 {
-    static const char *const datas[] = {"", ",\"data\":null", ",\"data\":{}", ",\"data\":[]",
-                                        ",\"data\":5", ",\"data\":\"x\"", ",\"data\":true",
-                                        ",\"data\":{\"client_id\":7}"};
-    for (size_t k = 0; k < ES_ARRAY_LEN(datas); k++) {
+    for (size_t k = 0; k < n; k++) {
         es_msg m;
-        MUST_PARSE(&m, fmt("{\"type\":\"RequestPeerRefresh\"%s}", datas[k]));
-        assert_int_equal(m.type, ES_MSG_REQUEST_PEER_REFRESH);
+        MUST_PARSE(&m, fmt("{\"type\":\"%s\"%s}", name, datas[k]));
+        assert_int_equal(m.type, type);
         assert_null(m.client_id);
         es_msg_release(&m);
     }
 }
+#define DATA_IGNORED(name, type, ...)                                                  \
+    data_ignored((name), (type), (const char *const[]){__VA_ARGS__},                   \
+                 ES_ARRAY_LEN(((const char *const[]){__VA_ARGS__})))
+
+TEST(t_request_peer_refresh_data_ignored)
+{
+    DATA_IGNORED("RequestPeerRefresh", ES_MSG_REQUEST_PEER_REFRESH, "", ",\"data\":null",
+                 ",\"data\":{}", ",\"data\":[]", ",\"data\":5", ",\"data\":\"x\"",
+                 ",\"data\":true", ",\"data\":{\"client_id\":7}");
+}
 
 TEST(t_disconnect_data_ignored)
 {
-    static const char *const datas[] = {"", ",\"data\":null", ",\"data\":{}", ",\"data\":[1,2]",
-                                        ",\"data\":-1", ",\"data\":\"bye\"", ",\"data\":false",
-                                        ",\"data\":{\"x\":1.5}"};
-    for (size_t k = 0; k < ES_ARRAY_LEN(datas); k++) {
-        es_msg m;
-        MUST_PARSE(&m, fmt("{\"type\":\"Disconnect\"%s}", datas[k]));
-        assert_int_equal(m.type, ES_MSG_DISCONNECT);
-        es_msg_release(&m);
-    }
+    DATA_IGNORED("Disconnect", ES_MSG_DISCONNECT, "", ",\"data\":null", ",\"data\":{}",
+                 ",\"data\":[1,2]", ",\"data\":-1", ",\"data\":\"bye\"", ",\"data\":false",
+                 ",\"data\":{\"x\":1.5}");
 }
 
 /*
@@ -753,206 +747,218 @@ static void reparse_string(es_buf *b, const char *field, const char *want, size_
     json_decref(root);
 }
 
+/* The writer tests get a fresh buffer b. */
+static int buf_setup(void **state)
+{
+    es_buf *b = malloc(sizeof *b);
+    if (!b)
+        return -1;
+    es_buf_init(b);
+    *state = b;
+    return 0;
+}
+
+static int buf_teardown(void **state)
+{
+    es_buf_free(*state);
+    free(*state);
+    return 0;
+}
+
+#define BUF es_buf *b = *cm_state_
+
+/* b, emptied, then holding the Error frame for text, is exactly want. */
+static void expect_error_frame(es_buf *b, const char *text, const char *want)
+{
+    es_buf_reset(b);
+    es_protocol_write_error(b, text);
+    ASSERT_BUF(b, want);
+}
+
+/* b, emptied, then holding the relay frame of type from sender with payload,
+ * is exactly want. */
+static void expect_relay_frame(es_buf *b, es_msg_type type, const char *sender, size_t slen,
+                               const char *payload, size_t plen, const char *want)
+{
+    es_buf_reset(b);
+    es_protocol_write_relay(b, type, sender, slen, payload, plen);
+    ASSERT_BUF(b, want);
+}
+
+/* b, emptied, then holding a NearbyPeers of the first len bytes of each of
+ * the n ids, is exactly want. */
+typedef struct peer {
+    const char *id;
+    size_t len;
+} peer;
+
+static void expect_peers_frame(es_buf *b, const peer *p, size_t n, const char *want)
+{
+    es_buf_reset(b);
+    es_protocol_write_peers_begin(b);
+    for (size_t i = 0; i < n; i++)
+        es_protocol_write_peers_add(b, p[i].id, p[i].len, i == 0);
+    es_protocol_write_peers_end(b);
+    ASSERT_BUF(b, want);
+}
+
 TEST(t_write_error_plain)
 {
-    es_buf b;
-    es_buf_init(&b);
-    es_protocol_write_error(&b, "Client must send UpdatePosition first.");
-    ASSERT_BUF(&b, "{\"type\":\"Error\",\"data\":\"Client must send UpdatePosition first.\"}");
-    reparse_string(&b, NULL, "Client must send UpdatePosition first.", 38);
-    es_buf_free(&b);
+    BUF;
+    expect_error_frame(b, "Client must send UpdatePosition first.",
+                       "{\"type\":\"Error\",\"data\":\"Client must send UpdatePosition first.\"}");
+    reparse_string(b, NULL, "Client must send UpdatePosition first.", 38);
 }
 
 TEST(t_write_error_escapes)
 {
-    es_buf b;
-    es_buf_init(&b);
+    BUF;
     const char *text = "q\"b\\s/n\nr\rt\tb\bf\fc\x01\x1f\x7f end";
-    es_protocol_write_error(&b, text);
-    ASSERT_BUF(&b, "{\"type\":\"Error\",\"data\":"
-                   "\"q\\\"b\\\\s/n\\nr\\rt\\tb\\bf\\fc\\u0001\\u001f\x7f end\"}");
-    reparse_string(&b, NULL, text, strlen(text));
-    es_buf_free(&b);
+    expect_error_frame(b, text, "{\"type\":\"Error\",\"data\":"
+                                "\"q\\\"b\\\\s/n\\nr\\rt\\tb\\bf\\fc\\u0001\\u001f\x7f end\"}");
+    reparse_string(b, NULL, text, strlen(text));
 }
 
 TEST(t_write_error_unicode_raw)
 {
-    es_buf b;
-    es_buf_init(&b);
+    BUF;
     const char *text = "caf\xC3\xA9 \xE6\x9D\xB1 \xF0\x9F\x8E\xA7";
-    es_protocol_write_error(&b, text);
-    ASSERT_BUF(&b, "{\"type\":\"Error\",\"data\":\"caf\xC3\xA9 \xE6\x9D\xB1 \xF0\x9F\x8E\xA7\"}");
-    reparse_string(&b, NULL, text, strlen(text));
-    es_buf_free(&b);
+    expect_error_frame(b, text,
+                       "{\"type\":\"Error\",\"data\":\"caf\xC3\xA9 \xE6\x9D\xB1 \xF0\x9F\x8E\xA7\"}");
+    reparse_string(b, NULL, text, strlen(text));
 }
 
 TEST(t_write_error_empty)
 {
-    es_buf b;
-    es_buf_init(&b);
-    es_protocol_write_error(&b, "");
-    ASSERT_BUF(&b, "{\"type\":\"Error\",\"data\":\"\"}");
-    es_buf_free(&b);
+    BUF;
+    expect_error_frame(b, "", "{\"type\":\"Error\",\"data\":\"\"}");
 }
 
 TEST(t_write_every_control_character)
 {
+    BUF;
     static const char *const esc[32] = {
         "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
         "\\b",     "\\t",     "\\n",     "\\u000b", "\\f",     "\\r",     "\\u000e", "\\u000f",
         "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017",
         "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f"};
     for (int c = 0; c < 32; c++) {
-        es_buf b;
-        es_buf_init(&b);
         char payload[3] = {'<', (char)c, '>'};
-        es_protocol_write_relay(&b, ES_MSG_SEND_ICE_CANDIDATE, "s", 1, payload, 3);
-        ASSERT_BUF(&b, fmt("{\"type\":\"ReceiveIceCandidate\",\"data\":{\"sender_id\":\"s\","
-                           "\"candidate\":\"<%s>\"}}", esc[c]));
-        reparse_string(&b, "candidate", payload, 3);
-        es_buf_free(&b);
+        expect_relay_frame(b, ES_MSG_SEND_ICE_CANDIDATE, "s", 1, payload, 3,
+                           fmt("{\"type\":\"ReceiveIceCandidate\",\"data\":{\"sender_id\":\"s\","
+                               "\"candidate\":\"<%s>\"}}", esc[c]));
+        reparse_string(b, "candidate", payload, 3);
     }
 }
 
 TEST(t_write_peers)
 {
-    es_buf b;
-    es_buf_init(&b);
-    es_protocol_write_peers_begin(&b);
-    es_protocol_write_peers_end(&b);
-    ASSERT_BUF(&b, "{\"type\":\"NearbyPeers\",\"data\":[]}");
-    es_buf_reset(&b);
-
-    es_protocol_write_peers_begin(&b);
-    es_protocol_write_peers_add(&b, "alice", 5, 1);
-    es_protocol_write_peers_end(&b);
-    ASSERT_BUF(&b, "{\"type\":\"NearbyPeers\",\"data\":[\"alice\"]}");
-    es_buf_reset(&b);
-
-    es_protocol_write_peers_begin(&b);
-    es_protocol_write_peers_add(&b, "a", 1, 1);
-    es_protocol_write_peers_add(&b, "b\"q", 3, 0);
-    es_protocol_write_peers_add(&b, "c\\d", 3, 0);
-    es_protocol_write_peers_add(&b, "\xC3\xA9t\xC3\xA9", 5, 0);
-    es_protocol_write_peers_end(&b);
-    ASSERT_BUF(&b, "{\"type\":\"NearbyPeers\",\"data\":[\"a\",\"b\\\"q\",\"c\\\\d\",\"\xC3\xA9t\xC3\xA9\"]}");
+    BUF;
+    expect_peers_frame(b, NULL, 0, "{\"type\":\"NearbyPeers\",\"data\":[]}");
+    expect_peers_frame(b, (const peer[]){{"alice", 5}}, 1,
+                       "{\"type\":\"NearbyPeers\",\"data\":[\"alice\"]}");
+    static const peer four[] = {{"a", 1}, {"b\"q", 3}, {"c\\d", 3}, {"\xC3\xA9t\xC3\xA9", 5}};
+    expect_peers_frame(b, four, 4,
+                       "{\"type\":\"NearbyPeers\",\"data\":"
+                       "[\"a\",\"b\\\"q\",\"c\\\\d\",\"\xC3\xA9t\xC3\xA9\"]}");
 
     json_error_t e;
-    json_t *root = json_loadb(es_buf_data(&b), b.len, JSON_REJECT_DUPLICATES, &e);
+    json_t *root = json_loadb(es_buf_data(b), b->len, JSON_REJECT_DUPLICATES, &e);
     assert_non_null(root);
     json_t *data = json_object_get(root, "data");
     assert_true(json_is_array(data));
     assert_int_equal(json_array_size(data), 4);
-    assert_string_equal(json_string_value(json_array_get(data, 0)), "a");
-    assert_string_equal(json_string_value(json_array_get(data, 1)), "b\"q");
-    assert_string_equal(json_string_value(json_array_get(data, 2)), "c\\d");
-    assert_string_equal(json_string_value(json_array_get(data, 3)), "\xC3\xA9t\xC3\xA9");
+    for (size_t i = 0; i < ES_ARRAY_LEN(four); i++)
+        assert_string_equal(json_string_value(json_array_get(data, i)), four[i].id);
     json_decref(root);
-    es_buf_free(&b);
 }
 
 TEST(t_write_peers_uses_len)
 {
-    es_buf b;
-    es_buf_init(&b);
-    es_protocol_write_peers_begin(&b);
-    es_protocol_write_peers_add(&b, "abcdef", 3, 1);
-    es_protocol_write_peers_end(&b);
-    ASSERT_BUF(&b, "{\"type\":\"NearbyPeers\",\"data\":[\"abc\"]}");
-    es_buf_free(&b);
+    BUF;
+    expect_peers_frame(b, (const peer[]){{"abcdef", 3}}, 1,
+                       "{\"type\":\"NearbyPeers\",\"data\":[\"abc\"]}");
 }
 
 TEST(t_write_relay_each_kind)
 {
-    es_buf b;
-    es_buf_init(&b);
-    es_protocol_write_relay(&b, ES_MSG_SEND_OFFER, "alice", 5, "v=0", 3);
-    ASSERT_BUF(&b, "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"alice\",\"offer\":\"v=0\"}}");
-    es_buf_reset(&b);
-    es_protocol_write_relay(&b, ES_MSG_SEND_ANSWER, "bob", 3, "ans", 3);
-    ASSERT_BUF(&b, "{\"type\":\"ReceiveAnswer\",\"data\":{\"sender_id\":\"bob\",\"answer\":\"ans\"}}");
-    es_buf_reset(&b);
-    es_protocol_write_relay(&b, ES_MSG_SEND_ICE_CANDIDATE, "c", 1, "candidate:1 1 udp", 17);
-    ASSERT_BUF(&b, "{\"type\":\"ReceiveIceCandidate\",\"data\":{\"sender_id\":\"c\","
-                   "\"candidate\":\"candidate:1 1 udp\"}}");
-    es_buf_reset(&b);
-    es_protocol_write_relay(&b, ES_MSG_SEND_OFFER, "e", 1, "", 0);
-    ASSERT_BUF(&b, "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"e\",\"offer\":\"\"}}");
-    es_buf_free(&b);
+    BUF;
+    expect_relay_frame(b, ES_MSG_SEND_OFFER, "alice", 5, "v=0", 3,
+                       "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"alice\","
+                       "\"offer\":\"v=0\"}}");
+    expect_relay_frame(b, ES_MSG_SEND_ANSWER, "bob", 3, "ans", 3,
+                       "{\"type\":\"ReceiveAnswer\",\"data\":{\"sender_id\":\"bob\","
+                       "\"answer\":\"ans\"}}");
+    expect_relay_frame(b, ES_MSG_SEND_ICE_CANDIDATE, "c", 1, "candidate:1 1 udp", 17,
+                       "{\"type\":\"ReceiveIceCandidate\",\"data\":{\"sender_id\":\"c\","
+                       "\"candidate\":\"candidate:1 1 udp\"}}");
+    expect_relay_frame(b, ES_MSG_SEND_OFFER, "e", 1, "", 0,
+                       "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"e\",\"offer\":\"\"}}");
 }
 
 TEST(t_write_relay_nul_and_escapes)
 {
-    es_buf b;
-    es_buf_init(&b);
+    BUF;
     const char payload[] = "a\0b\"c\\d\r\n\xC3\xA9";
     size_t plen = sizeof payload - 1;
-    es_protocol_write_relay(&b, ES_MSG_SEND_OFFER, "s\"1", 3, payload, plen);
-    ASSERT_BUF(&b, "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"s\\\"1\","
-                   "\"offer\":\"a\\u0000b\\\"c\\\\d\\r\\n\xC3\xA9\"}}");
-    reparse_string(&b, "offer", payload, plen);
-    reparse_string(&b, "sender_id", "s\"1", 3);
-    es_buf_free(&b);
+    expect_relay_frame(b, ES_MSG_SEND_OFFER, "s\"1", 3, payload, plen,
+                       "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"s\\\"1\","
+                       "\"offer\":\"a\\u0000b\\\"c\\\\d\\r\\n\xC3\xA9\"}}");
+    reparse_string(b, "offer", payload, plen);
+    reparse_string(b, "sender_id", "s\"1", 3);
 }
 
 TEST(t_write_invalid_utf8_replaced)
 {
-    es_buf b;
-    es_buf_init(&b);
-    es_protocol_write_relay(&b, ES_MSG_SEND_ANSWER, "x", 1, "a\xff" "b\xC3", 4);
-    ASSERT_BUF(&b, "{\"type\":\"ReceiveAnswer\",\"data\":{\"sender_id\":\"x\","
-                   "\"answer\":\"a\xEF\xBF\xBD" "b\xEF\xBF\xBD\"}}");
-    reparse_string(&b, "answer", "a\xEF\xBF\xBD" "b\xEF\xBF\xBD", 8);
-    es_buf_free(&b);
+    BUF;
+    expect_relay_frame(b, ES_MSG_SEND_ANSWER, "x", 1, "a\xff" "b\xC3", 4,
+                       "{\"type\":\"ReceiveAnswer\",\"data\":{\"sender_id\":\"x\","
+                       "\"answer\":\"a\xEF\xBF\xBD" "b\xEF\xBF\xBD\"}}");
+    reparse_string(b, "answer", "a\xEF\xBF\xBD" "b\xEF\xBF\xBD", 8);
 }
 
 TEST(t_writers_append_to_existing_content)
 {
-    es_buf b;
-    es_buf_init(&b);
-    es_buf_append_cstr(&b, "X");
-    es_protocol_write_error(&b, "e");
-    ASSERT_BUF(&b, "X{\"type\":\"Error\",\"data\":\"e\"}");
-    es_buf_free(&b);
+    BUF;
+    es_buf_append_cstr(b, "X");
+    es_protocol_write_error(b, "e");
+    ASSERT_BUF(b, "X{\"type\":\"Error\",\"data\":\"e\"}");
 }
 
 TEST(t_parse_then_write_round_trip)
 {
     /* Whatever payload a client sends is delivered byte for byte. */
+    BUF;
     const char *frame = "{\"type\":\"SendOffer\",\"data\":{\"target_id\":\"b\",\"offer\":"
                         "\"v=0\\r\\no=- \\\"x\\\" \\\\ \\u0000 \\u00e9 \\ud83c\\udfa7 \\u001f \\/\"}}";
     es_msg m;
     MUST_PARSE(&m, frame);
-    es_buf b;
-    es_buf_init(&b);
-    es_protocol_write_relay(&b, m.type, "a", 1, m.payload, m.payload_len);
-    reparse_string(&b, "offer", m.payload, m.payload_len);
-    ASSERT_BUF(&b, "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"a\",\"offer\":"
-                   "\"v=0\\r\\no=- \\\"x\\\" \\\\ \\u0000 \xC3\xA9 \xF0\x9F\x8E\xA7 \\u001f /\"}}");
-    es_buf_free(&b);
+    es_protocol_write_relay(b, m.type, "a", 1, m.payload, m.payload_len);
+    reparse_string(b, "offer", m.payload, m.payload_len);
+    ASSERT_BUF(b, "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"a\",\"offer\":"
+                  "\"v=0\\r\\no=- \\\"x\\\" \\\\ \\u0000 \xC3\xA9 \xF0\x9F\x8E\xA7 \\u001f /\"}}");
     es_msg_release(&m);
 }
 
 TEST(t_write_large_payload)
 {
+    BUF;
     size_t n = 70000;
     char *payload = malloc(n);
     assert_non_null(payload);
     for (size_t i = 0; i < n; i++)
         payload[i] = (i % 3 == 0) ? '"' : (i % 3 == 1) ? '\x01' : 'z';
-    es_buf b;
-    es_buf_init(&b);
-    es_protocol_write_relay(&b, ES_MSG_SEND_OFFER, "s", 1, payload, n);
+    es_protocol_write_relay(b, ES_MSG_SEND_OFFER, "s", 1, payload, n);
     /* " -> \" (2), \x01 -> \u0001 (6), z (1) */
     size_t body = (n / 3) * 9 + (n % 3 >= 1 ? 2 : 0) + (n % 3 >= 2 ? 6 : 0);
-    assert_int_equal(b.len, strlen("{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"s\",\"offer\":\"\"}}") + body);
-    reparse_string(&b, "offer", payload, n);
-    es_buf_free(&b);
+    assert_int_equal(b->len, strlen("{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":\"s\",\"offer\":\"\"}}") + body);
+    reparse_string(b, "offer", payload, n);
     free(payload);
 }
 
 int main(void)
 {
+#define W(fn) cmocka_unit_test_setup_teardown(fn, buf_setup, buf_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_update_position_all_fields),
         cmocka_unit_test(t_update_position_optional_fields_default_to_zero),
@@ -997,19 +1003,19 @@ int main(void)
         cmocka_unit_test(t_id_valid_direct),
         cmocka_unit_test(t_format_echo),
         cmocka_unit_test(t_error_text_always_fits),
-        cmocka_unit_test(t_write_error_plain),
-        cmocka_unit_test(t_write_error_escapes),
-        cmocka_unit_test(t_write_error_unicode_raw),
-        cmocka_unit_test(t_write_error_empty),
-        cmocka_unit_test(t_write_every_control_character),
-        cmocka_unit_test(t_write_peers),
-        cmocka_unit_test(t_write_peers_uses_len),
-        cmocka_unit_test(t_write_relay_each_kind),
-        cmocka_unit_test(t_write_relay_nul_and_escapes),
-        cmocka_unit_test(t_write_invalid_utf8_replaced),
-        cmocka_unit_test(t_writers_append_to_existing_content),
-        cmocka_unit_test(t_parse_then_write_round_trip),
-        cmocka_unit_test(t_write_large_payload),
+        W(t_write_error_plain),
+        W(t_write_error_escapes),
+        W(t_write_error_unicode_raw),
+        W(t_write_error_empty),
+        W(t_write_every_control_character),
+        W(t_write_peers),
+        W(t_write_peers_uses_len),
+        W(t_write_relay_each_kind),
+        W(t_write_relay_nul_and_escapes),
+        W(t_write_invalid_utf8_replaced),
+        W(t_writers_append_to_existing_content),
+        W(t_parse_then_write_round_trip),
+        W(t_write_large_payload),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }
