@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_keys.h"
 #include "hooks.h"
 #include "jarena.h"
 #include "log.h"
@@ -69,13 +70,11 @@ static int reload(es_server *srv, void *ud)
         free(hooks);
         return -1;
     }
-    if (strcmp(cfg->address, a->cfg->address) != 0 || cfg->port != a->cfg->port ||
-        cfg->handshake_timeout != a->cfg->handshake_timeout || cfg->event_loop != a->cfg->event_loop ||
-        !cfg->tls_cert != !a->cfg->tls_cert ||
-        (cfg->tls_cert && (strcmp(cfg->tls_cert, a->cfg->tls_cert) != 0 ||
-                           strcmp(cfg->tls_key, a->cfg->tls_key) != 0)))
-        ES_WARN("main", "server.address, port, tls, event_loop and limits.handshake_timeout "
-                        "take effect at the next start, not on reload");
+    char restart[512];
+    size_t nrestart = es_config_restart_changes(a->cfg, cfg, restart, sizeof restart);
+    if (nrestart) /* the new values of the rest apply now */
+        ES_WARN("main", "%s take%s effect at the next start, not on reload", restart,
+                nrestart == 1 ? "s" : "");
     es_config_apply_log(cfg);
     es_server_apply(srv, cfg, hooks);
     es_hooks_unload(a->hooks);
@@ -92,12 +91,14 @@ static int reload(es_server *srv, void *ud)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: earshot [-c FILE] [--port N] [--check-config] [--version] [--help]\n"
+            "usage: earshot [-c FILE] [--port N] [--check-config] [--list-config-keys]\n"
+            "               [--version] [--help]\n"
             "\n"
             "  -c, --config FILE   config file (default: earshot.cfg next to the binary,\n"
             "                      else " EARSHOT_CONFIG_PATH ")\n"
             "  -p, --port N        listen on port N instead of the config's server.port\n"
             "      --check-config  load the config and every enabled plugin, then exit\n"
+            "      --list-config-keys  print every config key as a Markdown table and exit\n"
             "  -V, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n");
 }
@@ -121,8 +122,9 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"port", required_argument, NULL, 'p'},
-        {"check-config", no_argument, NULL, 'k'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"check-config", no_argument, NULL, 'k'}, {"list-config-keys", no_argument, NULL, 'L'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     es_jarena_install(); /* before any jansson value exists */
     const char *config_path = NULL;
@@ -145,6 +147,9 @@ int main(int argc, char **argv)
         case 'k':
             check_only = 1;
             break;
+        case 'L':
+            es_config_keys_markdown(stdout);
+            return 0;
         case 'V':
             printf("earshot %s (plugin API %u, libwebsockets %s, jansson %s)\n", EARSHOT_VERSION,
                    EARSHOT_PLUGIN_API_VERSION, lws_get_library_version(), JANSSON_VERSION);

@@ -1,8 +1,9 @@
 /*
- * server - the libwebsockets side: one listening socket, WebSocket upgrade on
- * any path, GET /healthz, frame assembly with the size limit, and draining
- * each session's send queue one message per writeable callback. It owns the
- * event loop; the core does everything else.
+ * server - earshot on the network: one libwebsockets context and vhost on
+ * the configured address, wiring together the WebSocket transport (ws.h:
+ * upgrade on any path, frames, writes), the plain HTTP answers (http.h:
+ * /healthz, /metrics, the web client's files) and the event loop with its
+ * signals (loop.h). The core does everything else.
  */
 #ifndef EARSHOT_SERVER_H
 #define EARSHOT_SERVER_H
