@@ -598,7 +598,6 @@ static void send_peers_each(es_session *s, void *ud)
 
 void es_core_ping_sent(es_core *c, es_session *s)
 {
-    s->ping_due = 0; /* XXX until the transport reports it through es_local_done */
     s->ping_sent_at = c->now();
     c->stats.pings_sent++;
 }
