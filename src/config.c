@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -307,25 +308,65 @@ static int load_hooks(loader *l, const config_setting_t *list, const char *confi
 
 /* ---- the keys that are more than one value ------------------------------ */
 
+/* A list of strings into a NULL-terminated array (left NULL when empty);
+ * check, when given, refuses an entry with the reason it returns. */
+static int load_strings(loader *l, const config_setting_t *list, const char *key,
+                        const char *example, const char *(*check)(const char *), char ***out,
+                        size_t *n_out)
+{
+    if (!list)
+        return 0;
+    if (!config_setting_is_array(list) && !config_setting_is_list(list))
+        return fail(l, list, "'%s' must be a list of strings: %s", key, example);
+    int n = config_setting_length(list);
+    if (n == 0)
+        return 0;
+    *out = es_xcalloc((size_t)n + 1, sizeof **out);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            return fail(l, e, "'%s' entries must be strings", key);
+        const char *v = config_setting_get_string(e);
+        const char *why = check ? check(v) : NULL;
+        if (why)
+            return fail(l, e, "'%s' entry \"%s\" %s", key, v, why);
+        (*out)[(*n_out)++] = es_xstrdup(v);
+    }
+    return 0;
+}
+
 int es_config_load_origins(loader *l, const es_config_key *k, const config_setting_t *origins)
 {
     (void)k;
+    return load_strings(l, origins, "allowed_origins",
+                        "allowed_origins = [ \"https://game.example\" ];", NULL,
+                        &l->c->allowed_origins, &l->c->nallowed_origins);
+}
+
+/* An HTTP header name (RFC 9110 token), at most ES_JOIN_HEADER_MAX bytes. */
+static const char *header_name_problem(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > ES_JOIN_HEADER_MAX)
+        return "must be 1 to 64 characters";
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("!#$%&'*+-.^_`|~", name[i]) && !isalnum((unsigned char)name[i]))
+            return "is not a header name";
+    return NULL;
+}
+
+int es_config_load_join_headers(loader *l, const es_config_key *k, const config_setting_t *list)
+{
+    (void)k;
     es_config *c = l->c;
-    if (!origins)
-        return 0;
-    if (!config_setting_is_array(origins) && !config_setting_is_list(origins))
-        return fail(l, origins, "'allowed_origins' must be a list of strings: "
-                                "allowed_origins = [ \"https://game.example\" ];");
-    int n = config_setting_length(origins);
-    if (n == 0)
-        return 0; /* NULL: any origin */
-    c->allowed_origins = es_xcalloc((size_t)n + 1, sizeof *c->allowed_origins);
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *o = config_setting_get_elem(origins, (unsigned)i);
-        if (config_setting_type(o) != CONFIG_TYPE_STRING)
-            return fail(l, o, "'allowed_origins' entries must be strings");
-        c->allowed_origins[c->nallowed_origins++] = es_xstrdup(config_setting_get_string(o));
-    }
+    if (load_strings(l, list, "join_headers", "join_headers = [ \"x-game-token\" ];",
+                     header_name_problem, &c->join_headers, &c->njoin_headers) != 0)
+        return -1;
+    if (c->njoin_headers > ES_JOIN_HEADERS_MAX)
+        return fail(l, list, "'join_headers' holds at most %d names", ES_JOIN_HEADERS_MAX);
+    for (size_t i = 0; i < c->njoin_headers; i++)
+        for (char *p = c->join_headers[i]; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
     return 0;
 }
 
@@ -592,6 +633,9 @@ void es_config_free(es_config *c)
     for (size_t i = 0; i < c->nallowed_origins; i++)
         free(c->allowed_origins[i]);
     free(c->allowed_origins);
+    for (size_t i = 0; i < c->njoin_headers; i++)
+        free(c->join_headers[i]);
+    free(c->join_headers);
     free(c->path);
     if (c->cfg_live_)
         config_destroy(&c->cfg_);

@@ -51,6 +51,10 @@ typedef struct es_hook_entry {
     int line;
 } es_hook_entry;
 
+/* server.join_headers: how many names, how long each. */
+#define ES_JOIN_HEADERS_MAX 16
+#define ES_JOIN_HEADER_MAX 64
+
 typedef struct es_config {
     char *path; /* the file read */
 
@@ -74,6 +78,8 @@ typedef struct es_config {
     double first_message_timeout;     /* seconds to the first UpdatePosition, 0 = off */
     char **allowed_origins;           /* NULL-terminated; NULL = any */
     size_t nallowed_origins;
+    char **join_headers; /* lower case, NULL-terminated; NULL = none */
+    size_t njoin_headers;
 
     /* session */
     es_takeover takeover;

@@ -88,6 +88,8 @@ void es_config_keys_markdown(FILE *out);
 
 /* The loaders of the keys that are more than one value (config.c). */
 int es_config_load_origins(es_config_loader *l, const es_config_key *k, const config_setting_t *s);
+int es_config_load_join_headers(es_config_loader *l, const es_config_key *k,
+                                const config_setting_t *s);
 int es_config_load_tls(es_config_loader *l, const es_config_key *k, const config_setting_t *s);
 int es_config_load_log_modules(es_config_loader *l, const es_config_key *k,
                                const config_setting_t *s);

@@ -163,11 +163,12 @@ static void lowercase(char *s)
 }
 
 /*
- * Copy path, query and the request headers into one allocation. lws frees
+ * Copy path, query and the request headers (those libwebsockets knows by
+ * name, and the ones server.join_headers lists) into one allocation. lws frees
  * its header table once the upgrade is done, so the join hooks, which run
  * at the first UpdatePosition, need their own copy.
  */
-static es_join_info *capture_join_info(struct lws *wsi)
+static es_join_info *capture_join_info(const es_config *cfg, struct lws *wsi)
 {
     char tmp[JOIN_INFO_MAX];
     char *text = es_xmalloc(JOIN_INFO_MAX);
@@ -217,6 +218,29 @@ static es_join_info *capture_join_info(struct lws *wsi)
         text[used + nl - 1] = '\0';
         lowercase(text + used);
         used += nl;
+        value_off[nh] = used;
+        size_t tl = strlen(tmp);
+        memcpy(text + used, tmp, tl + 1);
+        used += tl + 1;
+        nh++;
+    }
+
+    /* headers it does not know by name, as server.join_headers lists them:
+     * lws keeps those apart, under their lower-case name and colon */
+    for (size_t i = 0; i < cfg->njoin_headers && nh < 64; i++) {
+        const char *want = cfg->join_headers[i];
+        char key[ES_JOIN_HEADER_MAX + 2];
+        int kl = snprintf(key, sizeof key, "%s:", want);
+        int vl = lws_hdr_custom_length(wsi, key, kl);
+        if (vl <= 0 || (size_t)vl >= sizeof tmp)
+            continue;
+        if (used + (size_t)kl + (size_t)vl + 2 > JOIN_INFO_MAX)
+            break;
+        if (lws_hdr_custom_copy(wsi, tmp, (int)sizeof tmp, key, kl) < 0)
+            continue;
+        name_off[nh] = used;
+        memcpy(text + used, want, (size_t)kl); /* the name and its NUL */
+        used += (size_t)kl;
         value_off[nh] = used;
         size_t tl = strlen(tmp);
         memcpy(text + used, tmp, tl + 1);
@@ -331,7 +355,7 @@ int es_ws_established(es_ws *ws, struct lws *wsi, es_ws_conn *c)
     char addr[64] = "";
     client_address(ws->cfg, wsi, addr, sizeof addr);
     memset(c, 0, sizeof *c);
-    c->s = es_core_open(ws->core, wsi, addr, capture_join_info(wsi));
+    c->s = es_core_open(ws->core, wsi, addr, capture_join_info(ws->cfg, wsi));
     if (ws->stopping) /* draining: no new clients */
         es_core_shutdown(ws->core);
     return 0;

@@ -90,7 +90,9 @@ typedef struct earshot_header {
 /*
  * A connection asking to register `client_id` with its first UpdatePosition.
  * `path` is the request path ("/"), `query` the raw query string without the
- * '?' ("" when there is none), `headers` the upgrade request's headers.
+ * '?' ("" when there is none), `headers` the upgrade request's headers:
+ * every one libwebsockets knows by name, and those of the game's own that
+ * the config's server.join_headers lists.
  */
 typedef struct earshot_join {
     const char *client_id;

@@ -376,10 +376,12 @@ class LoopingMatchFilterTest(EarshotTestCase):
 
 class JoinHeadersTest(EarshotTestCase):
     """on_join's req.headers holds the upgrade request's headers under lower-case
-    names (docs/lua.md), custom ones as well as those every HTTP server knows.
-    headers.lua refuses every join with the x-game-* headers it was given as
-    its reason, so the client's Error shows exactly what reached the script."""
+    names (docs/lua.md): those libwebsockets knows by name, and the custom ones
+    server.join_headers lists. headers.lua refuses every join with the x-game-*
+    headers it was given as its reason, so the client's Error shows exactly
+    what reached the script."""
 
+    config = {"server": {"join_headers": ["X-Game-Token", "x-game-region"]}}
     hooks = [
         lua_hook("headers", fixture_script("headers")),
         relay_guard(),
@@ -396,17 +398,16 @@ class JoinHeadersTest(EarshotTestCase):
         self.refused_with({"Authorization": "Bearer t", "X-Forwarded-For": "203.0.113.7"},
                           "no x-game- headers")
 
-    # libwebsockets 4.1 keeps headers it has no name for apart from the others
-    # (lws_hdr_custom_*), and the server copies only the ones it knows by name.
-    @unittest.expectedFailure
     def test_custom_header_reaches_on_join(self):
         self.refused_with({"X-Game-Token": "abc"}, "x-game-token=abc")
 
-    @unittest.expectedFailure
     def test_custom_headers_arrive_with_lower_case_names(self):
         self.refused_with({"X-GAME-REGION": "eu-west", "x-Game-Token": "abc 123",
                            "Authorization": "Bearer t"},
                           "x-game-region=eu-west, x-game-token=abc 123")
+
+    def test_custom_headers_not_listed_stay_out(self):
+        self.refused_with({"X-Game-Token": "abc", "X-Game-Secret": "s"}, "x-game-token=abc")
 
 
 class MeddlingScriptTest(EarshotTestCase):

@@ -1047,6 +1047,51 @@ TEST(t_allowed_origins_errors)
     FAILS_EACH(f, cases);
 }
 
+TEST(t_join_headers)
+{
+    F;
+    load_ok(f, "server = { join_headers = [ \"X-Game-Token\", \"x-region\" ]; };\n");
+    assert_int_equal(f->cfg.njoin_headers, 2);
+    assert_string_equal(f->cfg.join_headers[0], "x-game-token"); /* stored in lower case */
+    assert_string_equal(f->cfg.join_headers[1], "x-region");
+    assert_null(f->cfg.join_headers[2]);
+    load_ok(f, "server = { join_headers = [ ]; };\n");
+    assert_null(f->cfg.join_headers);
+    assert_int_equal(f->cfg.njoin_headers, 0);
+    /* 16 names of 64 characters: the limits themselves */
+    char list[2048] = "server = { join_headers = [ ";
+    for (int i = 0; i < ES_JOIN_HEADERS_MAX; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"x-%02d-%s\"",
+                 i ? ", " : "", i, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    snprintf(list + strlen(list), sizeof list - strlen(list), " ]; };\n");
+    load_ok(f, list);
+    assert_int_equal(f->cfg.njoin_headers, ES_JOIN_HEADERS_MAX);
+    assert_int_equal(strlen(f->cfg.join_headers[15]), ES_JOIN_HEADER_MAX);
+}
+
+TEST(t_join_headers_errors)
+{
+    F;
+    static const bad_case cases[] = {
+        {"server = {\n  join_headers = \"x-game-token\";\n};\n", 2,
+         "'join_headers' must be a list of strings: join_headers = [ \"x-game-token\" ];"},
+        {"server = {\n  join_headers = ( \"x-a\",\n    1 );\n};\n", 3,
+         "'join_headers' entries must be strings"},
+        {"server = {\n  join_headers = [ \"x game\" ];\n};\n", 2,
+         "'join_headers' entry \"x game\" is not a header name"},
+        {"server = {\n  join_headers = [ \"x-token:\" ];\n};\n", 2,
+         "'join_headers' entry \"x-token:\" is not a header name"},
+        {"server = {\n  join_headers = [ \"\" ];\n};\n", 2,
+         "'join_headers' entry \"\" must be 1 to 64 characters"},
+        {"server = {\n  join_headers = [ \"x-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" ];\n};\n", 2,
+         "'join_headers' entry \"x-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" must be 1 to 64 characters"},
+        {"server = {\n  join_headers = [ \"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\", "
+         "\"j\", \"k\", \"l\", \"m\", \"n\", \"o\", \"p\", \"q\" ];\n};\n", 2,
+         "'join_headers' holds at most 16 names"},
+    };
+    FAILS_EACH(f, cases);
+}
+
 TEST(t_tls)
 {
     F;
@@ -1327,6 +1372,8 @@ int main(void)
         T(t_limits_errors),
         T(t_allowed_origins),
         T(t_allowed_origins_errors),
+        T(t_join_headers),
+        T(t_join_headers_errors),
         T(t_tls),
         T(t_tls_errors),
         T(t_log_modules),
