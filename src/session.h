@@ -1,7 +1,9 @@
 /*
  * session - one WebSocket connection and, once registered, the client it
- * carries. The struct is shared by the core modules (registry, grid,
- * matcher, core); plugins only ever see the `view` member.
+ * carries. The struct is shared by the core modules (core, registry, grid,
+ * matcher, keepalive, and the local delivery, which alone touches the
+ * queue, the owed ping and the close code); plugins only ever see the
+ * `view` member.
  */
 #ifndef EARSHOT_SESSION_H
 #define EARSHOT_SESSION_H
