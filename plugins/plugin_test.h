@@ -298,4 +298,42 @@ static inline void pt_check_shared_object(const char *path)
     dlclose(so);
 }
 
+/* ---- the fixture every plugin test uses --------------------------------- */
+
+/* One instance of the plugin under test, on the fake host, with its
+ * declared defaults; teardown destroys it and checks that every block the
+ * instance allocated was freed. */
+typedef struct fixture {
+    earshot_settings s;
+    void *state;
+    long blocks_before;
+    char err[256];
+} fixture;
+
+static __attribute__((unused)) int setup(void **ctx)
+{
+    pt_reset();
+    fixture *f = calloc(1, sizeof *f);
+    pt_settings_defaults(&f->s, earshot_plugin_describe()->settings);
+    f->blocks_before = pt_live_blocks;
+    *ctx = f;
+    return 0;
+}
+
+static __attribute__((unused)) int teardown(void **ctx)
+{
+    fixture *f = *ctx;
+    if (f->state)
+        earshot_plugin_describe()->destroy(f->state);
+    assert_int_equal(pt_live_blocks, f->blocks_before); /* destroy freed everything */
+    free(f);
+    return 0;
+}
+
+static __attribute__((unused)) void start(fixture *f)
+{
+    assert_int_equal(pt_init(&f->s, &f->state, f->err, sizeof f->err), 0);
+    assert_non_null(f->state);
+}
+
 #endif /* EARSHOT_PLUGIN_TEST_H */

@@ -3,39 +3,6 @@
 
 #include "proximity.c"
 
-typedef struct fixture {
-    earshot_settings s;
-    void *state;
-    long blocks_before;
-    char err[256];
-} fixture;
-
-static int setup(void **ctx)
-{
-    pt_reset();
-    fixture *f = calloc(1, sizeof *f);
-    pt_settings_defaults(&f->s, earshot_plugin_describe()->settings);
-    f->blocks_before = pt_live_blocks;
-    *ctx = f;
-    return 0;
-}
-
-static int teardown(void **ctx)
-{
-    fixture *f = *ctx;
-    if (f->state)
-        earshot_plugin_describe()->destroy(f->state);
-    assert_int_equal(pt_live_blocks, f->blocks_before); /* destroy freed everything */
-    free(f);
-    return 0;
-}
-
-static void start(fixture *f)
-{
-    assert_int_equal(pt_init(&f->s, &f->state, f->err, sizeof f->err), 0);
-    assert_non_null(f->state);
-}
-
 static earshot_verdict ask(fixture *f, earshot_client a, earshot_client b, int matched)
 {
     earshot_verdict v = earshot_plugin_describe()->match_filter(f->state, &a, &b, matched);
