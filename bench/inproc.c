@@ -10,7 +10,11 @@
  * NearbyPeers messages).
  *
  * Also measures the cost of one match-filter call through the chain, for
- * the C plugin and for a Lua script doing the same thing.
+ * the C plugin and for a Lua script doing the same thing; the 10,000-client
+ * world again under the stock crowd cap (16 peers, margin 2: "world_capped");
+ * and a crowd of 200 standing in one spot, all within the radius of each
+ * other, jostling by a unit or two, capped at 16 and not ("crowd"): CPU per
+ * update and NearbyPeers lists (dirty clients) per update.
  *
  * Usage: inproc PLUGIN_DIR SOURCE_DIR [DENSITY [MAX_CLIENTS [MIN_CLIENTS [WITH_LUA [UPDATES]]]]]
  * Output: one JSON object per line, for bench/run.
@@ -87,7 +91,7 @@ static void load_hooks(const char *plugin_dir, const char *script_dir, int lua)
 }
 
 /* One world of n clients; returns ns per update over `updates` updates. */
-static void run_world(size_t n, size_t maps, double density, size_t updates)
+static void run_world(size_t n, size_t maps, double density, size_t updates, uint32_t cap)
 {
     double area_per_client = M_PI * 20.0 * 20.0 / density;
     double side = sqrt((double)n / (double)maps * area_per_client);
@@ -95,6 +99,7 @@ static void run_world(size_t n, size_t maps, double density, size_t updates)
     es_matcher m;
     es_grid_init(&grid, hooks.query_radius);
     es_matcher_init(&m, &grid, match_via_hooks, NULL, NULL);
+    es_matcher_set_cap(&m, cap, 2.0);
     es_session *s = calloc(n, sizeof *s);
     for (size_t i = 0; i < n; i++) {
         snprintf(s[i].id, sizeof s[i].id, "c%zu", i);
@@ -138,11 +143,85 @@ static void run_world(size_t n, size_t maps, double density, size_t updates)
         dirty_total += nd;
     }
     double wall = now_s() - t0, cpu = cpu_s() - c0;
-    printf("{\"bench\":\"world\",\"clients\":%zu,\"maps\":%zu,\"density\":%.1f,\"measured_density\":%.2f,"
+    printf("{\"bench\":\"%s\",\"max_peers\":%u,\"clients\":%zu,\"maps\":%zu,\"density\":%.1f,\"measured_density\":%.2f,"
            "\"updates\":%zu,\"ns_per_update\":%.1f,\"updates_per_s\":%.0f,\"cpu_ns_per_update\":%.1f,"
            "\"dirty_per_update\":%.3f}\n",
-           n, maps, density, pairs_per_client, updates, wall * 1e9 / (double)updates,
+           cap ? "world_capped" : "world", cap, n, maps, density, pairs_per_client, updates, wall * 1e9 / (double)updates,
            (double)updates / wall, cpu * 1e9 / (double)updates, (double)dirty_total / (double)updates);
+    fflush(stdout);
+    for (size_t i = 0; i < n; i++)
+        free(s[i].edges);
+    free(s);
+    free(who);
+    free(step);
+    es_matcher_free(&m);
+    es_grid_free(&grid);
+}
+
+/*
+ * A crowd of n in one spot: everyone within a square of side `side` (14 or
+ * less: all within 20 of each other), each update moves one member by up
+ * to `step` on each axis inside the square. CPU per update and dirty
+ * clients (the NearbyPeers the server would send) per update, with the cap
+ * and without.
+ */
+static void run_crowd(size_t n, size_t updates, uint32_t cap, int32_t SIDE, int step_max)
+{
+    es_grid grid;
+    es_matcher m;
+    es_grid_init(&grid, hooks.query_radius);
+    es_matcher_init(&m, &grid, match_via_hooks, NULL, NULL);
+    es_matcher_set_cap(&m, cap, 2.0);
+    es_session *s = calloc(n, sizeof *s);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(s[i].id, sizeof s[i].id, "c%zu", i);
+        s[i].id_len = strlen(s[i].id);
+        s[i].view.client_id = s[i].id;
+        s[i].view.address = "127.0.0.1";
+        s[i].view.pos.x = (int32_t)(rnd() % SIDE);
+        s[i].view.pos.y = (int32_t)(rnd() % SIDE);
+        s[i].cell = ES_GRID_NO_CELL;
+        es_grid_insert(&grid, &s[i]);
+        es_matcher_update(&m, &s[i]);
+        size_t nd;
+        es_matcher_take_dirty(&m, &nd);
+    }
+    uint32_t *who = malloc(updates * sizeof *who);
+    int8_t *step = malloc(updates * 2);
+    for (size_t k = 0; k < updates; k++) {
+        who[k] = (uint32_t)(rnd() % n);
+        step[2 * k] = (int8_t)((int)(rnd() % (uint64_t)(2 * step_max + 1)) - step_max);
+        step[2 * k + 1] = (int8_t)((int)(rnd() % (uint64_t)(2 * step_max + 1)) - step_max);
+    }
+    size_t dirty_total = 0, moves = 0;
+    uint64_t capped0 = m.capped_out;
+    double c0 = cpu_s();
+    for (size_t k = 0; k < updates; k++) {
+        es_session *c = &s[who[k]];
+        int32_t x = c->view.pos.x + step[2 * k], y = c->view.pos.y + step[2 * k + 1];
+        if (x < 0 || x >= SIDE)
+            x = c->view.pos.x - step[2 * k];
+        if (y < 0 || y >= SIDE)
+            y = c->view.pos.y - step[2 * k + 1];
+        if (x == c->view.pos.x && y == c->view.pos.y)
+            continue; /* the core drops unchanged positions before the matcher */
+        c->view.pos.x = x;
+        c->view.pos.y = y;
+        moves++;
+        es_grid_update(&grid, c);
+        es_matcher_update(&m, c);
+        size_t nd;
+        es_matcher_take_dirty(&m, &nd);
+        dirty_total += nd;
+    }
+    double cpu = cpu_s() - c0;
+    printf("{\"bench\":\"crowd\",\"clients\":%zu,\"side\":%d,\"step\":%d,\"max_peers\":%u,"
+           "\"swap_margin\":2.0,"
+           "\"updates\":%zu,\"peers_per_client\":%.2f,\"cpu_ns_per_update\":%.1f,"
+           "\"lists_per_update\":%.3f,\"capped_out_per_update\":%.2f,\"cascade_cuts\":%llu}\n",
+           n, (int)SIDE, step_max, cap, moves, 2.0 * (double)m.pairs / (double)n, cpu * 1e9 / (double)moves,
+           (double)dirty_total / (double)moves, (double)(m.capped_out - capped0) / (double)moves,
+           (unsigned long long)m.cascade_cuts);
     fflush(stdout);
     for (size_t i = 0; i < n; i++)
         free(s[i].edges);
@@ -185,7 +264,13 @@ int main(int argc, char **argv)
     run_hook("c", 2000000);
     for (size_t n = min_clients; n <= max_clients; n *= 10) {
         size_t maps = n >= 100000 ? n / 10000 : 1;
-        run_world(n, maps, density, updates);
+        run_world(n, maps, density, updates, 0);
+    }
+    if (min_clients <= 10000 && max_clients >= 10000)
+        run_world(10000, 1, density, updates, 16);
+    for (int side = 14; side >= 8; side -= 6) {
+        run_crowd(200, updates / 4 + 1, 16, side, side == 14 ? 1 : 2);
+        run_crowd(200, updates / 4 + 1, 0, side, side == 14 ? 1 : 2);
     }
     es_hooks_unload(&hooks);
     if (!with_lua)
@@ -193,7 +278,7 @@ int main(int argc, char **argv)
 
     load_hooks(plugin_dir, source_dir, 1);
     run_hook("lua", 1000000);
-    run_world(10000, 1, density, 500000);
+    run_world(10000, 1, density, 500000, 0);
     es_hooks_unload(&hooks);
     return 0;
 }

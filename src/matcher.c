@@ -34,6 +34,16 @@ void es_matcher_init(es_matcher *m, es_grid *grid, es_match_fn match, es_pair_fn
     m->dirty = NULL;
     m->ndirty = m->dirty_cap = 0;
     m->pairs = 0;
+    m->max_peers = 0;
+    m->swap_margin = 0;
+    m->margin_units = 0;
+    m->margin_whole = 1;
+    m->capped_out = m->cascade_cuts = 0;
+    m->cand = NULL;
+    m->ncand = m->cand_cap = 0;
+    m->work = NULL;
+    m->nwork = m->work_cap = 0;
+    m->leaving = NULL;
 }
 
 void es_matcher_release_pool(es_matcher *m)
@@ -46,6 +56,12 @@ void es_matcher_release_pool(es_matcher *m)
     free(m->dirty);
     m->dirty = NULL;
     m->ndirty = m->dirty_cap = 0;
+    free(m->cand);
+    m->cand = NULL;
+    m->ncand = m->cand_cap = 0;
+    free(m->work);
+    m->work = NULL;
+    m->nwork = m->work_cap = 0;
 }
 
 void es_matcher_free(es_matcher *m) { es_matcher_release_pool(m); }
@@ -100,7 +116,10 @@ static void edges_cut(es_session *s, uint32_t i)
         last->ib = i;
 }
 
-static void link_pair(es_matcher *m, es_session *a, es_session *b)
+static void far_first_after_push(es_session *s, uint32_t cap);
+static void far_first(es_session *s);
+
+static void link_pair(es_matcher *m, es_session *a, es_session *b, uint64_t d2)
 {
     es_edge *e = m->free_edges;
     if (e)
@@ -109,8 +128,13 @@ static void link_pair(es_matcher *m, es_session *a, es_session *b)
         e = es_xmalloc(sizeof *e);
     e->a = a;
     e->b = b;
+    e->d2 = d2;
     edges_push(a, e, &e->ia);
     edges_push(b, e, &e->ib);
+    if (m->max_peers) {
+        far_first_after_push(a, m->max_peers);
+        far_first_after_push(b, m->max_peers);
+    }
     m->pairs++;
     es_matcher_mark_dirty(m, a);
     es_matcher_mark_dirty(m, b);
@@ -118,11 +142,20 @@ static void link_pair(es_matcher *m, es_session *a, es_session *b)
         m->pair(m->ud, a, b, 1);
 }
 
-static void unlink_pair(es_matcher *m, es_edge *e)
+/* Remove the pair of edge e. Under a cap, each end's farthest edge stays
+ * first, except at `unsorted` (may be NULL), which the caller sorts. */
+static void unlink_pair_but(es_matcher *m, es_edge *e, const es_session *unsorted)
 {
     es_session *a = e->a, *b = e->b;
-    edges_cut(a, e->ia);
-    edges_cut(b, e->ib);
+    uint32_t ia = e->ia, ib = e->ib;
+    edges_cut(a, ia);
+    edges_cut(b, ib);
+    if (m->max_peers) {
+        if (ia == 0 && a != unsorted && a->nedges >= m->max_peers)
+            far_first(a);
+        if (ib == 0 && b != unsorted && b->nedges >= m->max_peers)
+            far_first(b);
+    }
     e->next_free = m->free_edges;
     m->free_edges = e;
     m->pairs--;
@@ -131,6 +164,8 @@ static void unlink_pair(es_matcher *m, es_edge *e)
     if (m->pair)
         m->pair(m->ud, a, b, 0);
 }
+
+static void unlink_pair(es_matcher *m, es_edge *e) { unlink_pair_but(m, e, NULL); }
 
 /* Ask about candidate c of mover s; link or keep the pair. */
 static inline void consider(es_matcher *m, es_session *s, es_session *c, uint64_t epoch)
@@ -141,7 +176,7 @@ static inline void consider(es_matcher *m, es_session *s, es_session *c, uint64_
     if (matched)
         c->mark_keep = epoch;
     else
-        link_pair(m, s, c); /* a new edge: marks are irrelevant for it */
+        link_pair(m, s, c, 0); /* a new edge: marks are irrelevant for it */
 }
 
 #define BATCH 64
@@ -153,8 +188,15 @@ static void mark_peers(es_session *s, uint32_t n, uint64_t epoch)
         es_edge_other(s->edges[i], s)->mark_matched = epoch;
 }
 
+static void update_capped(es_matcher *m, es_session *s);
+static void drain_work(es_matcher *m);
+
 void es_matcher_update(es_matcher *m, es_session *s)
 {
+    if (m->max_peers) {
+        update_capped(m, s);
+        return;
+    }
     uint64_t epoch = ++m->epoch;
     uint32_t before = s->nedges;
     /* The current peers are marked before the first candidate is asked
@@ -210,8 +252,25 @@ void es_matcher_update(es_matcher *m, es_session *s)
     }
 }
 
+static void push_work(es_matcher *m, es_session *s);
+
 void es_matcher_remove_all(es_matcher *m, es_session *s)
 {
+    if (m->max_peers) {
+        /* Peers that were full may take someone they had to refuse. */
+        m->nwork = 0;
+        while (s->nedges > 0) {
+            es_edge *e = s->edges[s->nedges - 1];
+            es_session *p = es_edge_other(e, s);
+            int was_full = p->nedges >= m->max_peers;
+            unlink_pair(m, e);
+            if (was_full)
+                push_work(m, p);
+        }
+        m->leaving = s;
+        drain_work(m);
+        m->leaving = NULL;
+    }
     while (s->nedges > 0)
         unlink_pair(m, s->edges[s->nedges - 1]);
     if (s->dirty != ES_DIRTY_NO) {
@@ -236,4 +295,350 @@ int es_matcher_is_matched(const es_session *a, const es_session *b)
         if (es_edge_other(small->edges[i], small) == other)
             return 1;
     return 0;
+}
+
+/* ---- the crowd cap ------------------------------------------------------ */
+
+/* Squared distance on (x, y): exact (int32 differences are below 2^32, so
+ * each square fits in 64 bits); a sum past 2^64 saturates, far beyond any
+ * query radius. */
+static uint64_t dist2(const es_session *a, const es_session *b)
+{
+    int64_t dx = (int64_t)a->view.pos.x - b->view.pos.x;
+    int64_t dy = (int64_t)a->view.pos.y - b->view.pos.y;
+    uint64_t x = (uint64_t)(dx < 0 ? -dx : dx), y = (uint64_t)(dy < 0 ? -dy : dy);
+    uint64_t xx = x * x, yy = y * y;
+    return xx > UINT64_MAX - yy ? UINT64_MAX : xx + yy;
+}
+
+static int id_cmp(const es_session *a, const es_session *b)
+{
+    size_t n = a->id_len < b->id_len ? a->id_len : b->id_len;
+    int c = memcmp(a->id, b->id, n);
+    if (c)
+        return c;
+    return a->id_len < b->id_len ? -1 : a->id_len > b->id_len;
+}
+
+/* For one client: p at distance dp is nearer than q at dq (ties: client_id). */
+static int nearer(uint64_t dp, const es_session *p, uint64_t dq, const es_session *q)
+{
+    if (dp != dq)
+        return dp < dq;
+    return id_cmp(p, q) < 0;
+}
+
+/*
+ * sqrt(dn) + margin <= sqrt(dw), squared twice: t = dw - dn - margin^2 >= 0
+ * and t^2 >= 4 margin^2 dn. Exact in 128-bit integers for a whole margin
+ * (the stock 2: every case, the boundary included); in doubles otherwise.
+ */
+static int margin_ok(const es_matcher *m, uint64_t dn, uint64_t dw)
+{
+    if (m->margin_whole) {
+        typedef __int128 i128; /* GCC and clang */
+        if (dn > dw || dw - dn < m->margin_units * m->margin_units)
+            return 0; /* the usual answer in a crowd, without the products */
+        i128 mm = (i128)m->margin_units * m->margin_units;
+        i128 t = (i128)dw - (i128)dn - mm;
+        if (t < 0)
+            return 0;
+        return (unsigned __int128)t * (unsigned __int128)t >=
+               (unsigned __int128)(4 * mm) * (unsigned __int128)dn;
+    }
+    double mm = m->swap_margin * m->swap_margin;
+    double t = (double)dw - (double)dn - mm;
+    return t >= 0 && t * t >= 4 * mm * (double)dn;
+}
+
+/* A newcomer n at dn displaces the farthest peer w at dw. */
+static int displaces(const es_matcher *m, uint64_t dn, const es_session *n, uint64_t dw,
+                     const es_session *w)
+{
+    return nearer(dn, n, dw, w) && margin_ok(m, dn, dw);
+}
+
+/* e is farther from s than f is. */
+static int farther(const es_session *s, const es_edge *e, const es_edge *f)
+{
+    return nearer(f->d2, es_edge_other(f, s), e->d2, es_edge_other(e, s));
+}
+
+/* Swap s's edges at i and j, keeping their indexes right. */
+static void edges_swap(es_session *s, uint32_t i, uint32_t j)
+{
+    es_edge *ei = s->edges[i], *ej = s->edges[j];
+    s->edges[i] = ej;
+    s->edges[j] = ei;
+    if (ej->a == s)
+        ej->ia = i;
+    else
+        ej->ib = i;
+    if (ei->a == s)
+        ei->ia = j;
+    else
+        ei->ib = j;
+}
+
+/*
+ * Under a cap every full client (max_peers edges or more) keeps its
+ * farthest edge first in its array, so that "is c full, and would it let
+ * its farthest go for s?" costs one look for each of a crowd's candidates.
+ * Clients under the cap are not kept in order (nothing asks for their
+ * farthest): one is sorted when it fills up. These restore it.
+ */
+static void far_first(es_session *s)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 1; i < s->nedges; i++)
+        if (farther(s, s->edges[i], s->edges[k]))
+            k = i;
+    if (k)
+        edges_swap(s, 0, k);
+}
+
+/* An edge was appended. */
+static void far_first_after_push(es_session *s, uint32_t cap)
+{
+    uint32_t last = s->nedges - 1;
+    if (s->nedges == cap)
+        far_first(s); /* just filled up */
+    else if (s->nedges > cap && farther(s, s->edges[last], s->edges[0]))
+        edges_swap(s, 0, last);
+}
+
+/* The distance of s's edge e changed from old. */
+static void far_first_after_change(es_session *s, es_edge *e, uint64_t old)
+{
+    if (s->edges[0] == e) {
+        if (e->d2 < old)
+            far_first(s);
+    } else if (farther(s, e, s->edges[0])) {
+        edges_swap(s, 0, e->a == s ? e->ia : e->ib);
+    }
+}
+
+/* The edge to s's farthest peer (s has at least one). */
+static es_edge *farthest(const es_session *s) { return s->edges[0]; }
+
+static void push_work(es_matcher *m, es_session *s)
+{
+    for (size_t i = 0; i < m->nwork; i++)
+        if (m->work[i] == s)
+            return;
+    if (m->nwork == m->work_cap) {
+        m->work_cap = m->work_cap ? m->work_cap * 2 : 32;
+        m->work = es_xrealloc(m->work, m->work_cap * sizeof *m->work);
+    }
+    m->work[m->nwork++] = s;
+}
+
+/* Remove edge e of s; its other end goes on the worklist if it was full. */
+static void let_go(es_matcher *m, es_edge *e, const es_session *s)
+{
+    es_session *p = es_edge_other(e, s);
+    int was_full = p->nedges >= m->max_peers;
+    unlink_pair(m, e);
+    if (was_full)
+        push_work(m, p);
+}
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const es_match_cand *a = pa, *b = pb;
+    if (a->d2 != b->d2)
+        return a->d2 < b->d2 ? -1 : 1;
+    return id_cmp(a->s, b->s);
+}
+
+static void cand_push(es_matcher *m, es_session *s, uint64_t d2)
+{
+    if (m->ncand == m->cand_cap) {
+        m->cand_cap = m->cand_cap ? m->cand_cap * 2 : 64;
+        m->cand = es_xrealloc(m->cand, m->cand_cap * sizeof *m->cand);
+    }
+    m->cand[m->ncand++] = (es_match_cand){s, d2};
+}
+
+/* One evaluation of s under the cap (see matcher.h). */
+static void evaluate(es_matcher *m, es_session *s)
+{
+    const uint32_t cap = m->max_peers;
+    uint64_t epoch = ++m->epoch;
+    for (uint32_t i = 0; i < s->nedges; i++)
+        __builtin_prefetch(s->edges[i]);
+
+    /* Gather the candidates within the radius first, prefetching each
+     * session, then ask about them (as es_matcher_update does in batches). */
+    const int64_t r = m->grid->cell_size, r2 = r * r;
+    const int64_t x = s->view.pos.x, y = s->view.pos.y;
+    const es_grid_cell *cells[9];
+    unsigned ncells = es_grid_neighbourhood(m->grid, s, cells);
+    m->ncand = 0;
+    for (unsigned k = 0; k < ncells; k++) {
+        const es_grid_entry *e = cells[k]->members, *end = e + cells[k]->n;
+        for (; e < end; e++) {
+            int64_t dx = e->x - x, dy = e->y - y;
+            if (dx > r || dx < -r || dy > r || dy < -r || dx * dx + dy * dy > r2 || e->s == s ||
+                e->s == m->leaving)
+                continue;
+            __builtin_prefetch(e->s);
+            cand_push(m, e->s, (uint64_t)(dx * dx + dy * dy));
+        }
+    }
+    mark_peers(s, s->nedges, epoch);
+    size_t nnew = 0;
+    for (size_t i = 0; i < m->ncand; i++) {
+        es_session *c = m->cand[i].s;
+        int matched = c->mark_matched == epoch;
+        if (!m->match(m->ud, s, c, matched))
+            continue;
+        if (matched)
+            c->mark_keep = epoch;
+        else
+            m->cand[nnew++] = m->cand[i];
+    }
+    m->ncand = nnew;
+
+    /* Pairs no longer allowed go; kept ones take their new distance. A
+     * full peer for whom s is now farther than its farthest was may take
+     * someone it had to refuse: it looks again. */
+    for (uint32_t i = s->nedges; i-- > 0;) { /* backwards: see es_matcher_update */
+        es_edge *e = s->edges[i];
+        es_session *p = es_edge_other(e, s);
+        if (p->mark_keep != epoch) {
+            int was_full = p->nedges >= cap;
+            unlink_pair_but(m, e, s);
+            if (was_full)
+                push_work(m, p);
+            continue;
+        }
+        uint64_t d = dist2(s, p), old = e->d2;
+        if (d == old)
+            continue;
+        e->d2 = d;
+        if (p->nedges < cap)
+            continue;
+        if (d > old && d >= farthest(p)->d2)
+            push_work(m, p);
+        far_first_after_change(p, e, old);
+    }
+    if (s->nedges >= cap)
+        far_first(s);
+    /* More peers than the cap (it was lowered): keep the nearest. */
+    while (s->nedges > cap)
+        let_go(m, farthest(s), s);
+
+    size_t n = m->ncand;
+    if (n == 0)
+        return;
+    es_match_cand *cand = m->cand;
+    if (s->nedges + n <= cap) {
+        /* The uncrowded case: everyone fits unless a candidate is full. */
+        size_t i = 0;
+        while (i < n && cand[i].s->nedges < cap)
+            i++;
+        if (i == n) {
+            for (i = 0; i < n; i++)
+                link_pair(m, s, cand[i].s, cand[i].d2);
+            return;
+        }
+    }
+    /* Leave out first, without sorting, whoever cannot be linked now:
+     * when s is full, a candidate that does not displace s's farthest (s's
+     * farthest only gets nearer in this pass); a candidate that is full
+     * with peers it would not let go for s. (A candidate that loses a
+     * peer later in this pass was full: it is on the worklist and looks
+     * again itself.) */
+    es_edge *sfar = s->nedges >= cap ? farthest(s) : NULL;
+    const es_session *sfp = sfar ? es_edge_other(sfar, s) : NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        const es_session *c = cand[i].s;
+        if (sfar && !displaces(m, cand[i].d2, c, sfar->d2, sfp))
+            continue;
+        if (c->nedges > cap)
+            continue;
+        if (c->nedges == cap) {
+            const es_edge *cf = farthest(c);
+            if (!displaces(m, cand[i].d2, s, cf->d2, es_edge_other(cf, c)))
+                continue;
+        }
+        cand[kept++] = cand[i];
+    }
+    qsort(cand, kept, sizeof *cand, cand_cmp);
+    size_t linked = 0;
+    for (size_t i = 0; i < kept; i++) {
+        es_session *c = cand[i].s;
+        uint64_t d = cand[i].d2;
+        es_edge *far = NULL;
+        if (s->nedges >= cap) {
+            far = farthest(s);
+            if (!displaces(m, d, c, far->d2, es_edge_other(far, s)))
+                break;
+        }
+        es_edge *cfar = NULL;
+        if (c->nedges > cap)
+            continue;
+        if (c->nedges == cap) {
+            cfar = farthest(c);
+            if (!displaces(m, d, s, cfar->d2, es_edge_other(cfar, c)))
+                continue;
+        }
+        if (far)
+            let_go(m, far, s);
+        if (cfar)
+            let_go(m, cfar, c);
+        link_pair(m, s, c, d);
+        linked++;
+    }
+    m->capped_out += n - linked;
+}
+
+/* Evaluate the worklist's clients until it is empty, or cut the cascade. */
+static void drain_work(es_matcher *m)
+{
+    size_t i = 0;
+    for (; i < m->nwork; i++) {
+        if (i >= ES_MATCHER_CASCADE_MAX) {
+            m->cascade_cuts++;
+            break;
+        }
+        es_session *p = m->work[i];
+        m->work[i] = NULL; /* evaluated: may be pushed again */
+        evaluate(m, p);
+    }
+    m->nwork = 0;
+}
+
+static void update_capped(es_matcher *m, es_session *s)
+{
+    m->nwork = 0;
+    evaluate(m, s);
+    drain_work(m);
+}
+
+static void refresh_d2(es_session *s)
+{
+    for (uint32_t i = 0; i < s->nedges; i++)
+        s->edges[i]->d2 = dist2(s->edges[i]->a, s->edges[i]->b);
+}
+
+void es_matcher_set_cap(es_matcher *m, uint32_t max_peers, double swap_margin)
+{
+    if (max_peers && max_peers != m->max_peers) {
+        /* Without a cap the edges' distances are not kept; with another
+         * one, other clients are full. */
+        const es_grid *g = m->grid;
+        for (uint32_t k = 0; !m->max_peers && k < g->ncells; k++)
+            for (uint32_t i = 0; i < g->cells[k].n; i++)
+                refresh_d2(g->cells[k].members[i].s);
+        for (uint32_t k = 0; k < g->ncells; k++)
+            for (uint32_t i = 0; i < g->cells[k].n; i++)
+                far_first(g->cells[k].members[i].s);
+    }
+    m->max_peers = max_peers;
+    m->swap_margin = swap_margin >= 0 && swap_margin <= 1e9 ? swap_margin : 0;
+    m->margin_units = (uint64_t)m->swap_margin;
+    m->margin_whole = (double)m->margin_units == m->swap_margin;
 }

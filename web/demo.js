@@ -6,6 +6,14 @@
 //   this page), autoconnect=1.
 // window.earshot is the EarshotClient once connected; window.demo holds
 // helpers and the logged events for tests.
+//
+// The crowd cap: the server matches each client with its nearest few
+// (session.max_peers, stock 16). The page can add simulated players around
+// you ("Add 20 players": plain WebSocket clients that only send their
+// position, and never answer a call); it knows where they stand, and lists
+// those within the hearing radius that are not in your NearbyPeers as
+// "near, left out (crowd cap)". demo.observe() tells it about other players
+// whose positions it knows.
 
 import { EarshotClient } from './earshot-client.js';
 
@@ -13,6 +21,7 @@ const HEAR_RADIUS = 20; // the stock proximity radius: for drawing only
 const LEAVE_RADIUS = 25; // the stock leave radius: volume reaches 0 here
 const SCALE = 8; // pixels per world unit
 const SPEED = 20; // world units per second when walking
+const SEEN_FOR_MS = 30000; // how long an observed position counts
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -33,6 +42,17 @@ const demo = {
     demo.pos = { x, y };
     if (demo.client) demo.client.move({ x, y });
   },
+  // id -> { x, y, map_id, channel, character_name, t }: positions the page knows.
+  seen: new Map(),
+  bots: new Map(), // simulated players: id -> { ws, pos }
+  addBots,
+  removeBots,
+  // Tell the page where a player is (one it simulates, say): { x, y, map_id, channel?, character_name? }.
+  observe(id, position) {
+    demo.seen.set(id, { channel: 0, ...position, t: Date.now() });
+    renderPeers();
+  },
+  leftOut,
 };
 window.demo = demo;
 window.earshot = null;
@@ -110,6 +130,7 @@ function disconnect() {
   if (!demo.client) return;
   demo.client.disconnect();
   demo.client = null;
+  removeBots();
   window.earshot = null;
   $('connect').textContent = 'Connect';
   $('connect').classList.remove('leave');
@@ -171,7 +192,105 @@ function distanceTo(p) {
   return Math.hypot(p.x - demo.pos.x, p.y - demo.pos.y);
 }
 
+// Forget observed positions too old to trust (simulated players renew theirs).
+function noteSeen() {
+  const now = Date.now();
+  for (const [id, p] of demo.seen) if (now - p.t > SEEN_FOR_MS) demo.seen.delete(id);
+}
+
+// ---- simulated players -----------------------------------------------------
+
+// n players scattered within the hearing radius around you, each on its own
+// WebSocket: it registers, then asks for its list every 5 s to stay alive.
+function addBots(n = 20) {
+  const c = demo.client;
+  if (!c) return [];
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const id = `sim-${randomSuffix()}`;
+    const a = Math.random() * 2 * Math.PI;
+    const r = 2 + Math.random() * (HEAR_RADIUS - 3);
+    const pos = {
+      x: Math.round(demo.pos.x + r * Math.cos(a)),
+      y: Math.round(demo.pos.y + r * Math.sin(a)),
+      map_id: c.mapId,
+      channel: c.channel,
+      character_name: id,
+    };
+    const ws = new WebSocket(serverUrl());
+    ws.addEventListener('open', () => ws.send(JSON.stringify({
+      type: 'UpdatePosition',
+      data: { client_id: id, map_id: pos.map_id, x: pos.x, y: pos.y, channel: pos.channel },
+    })));
+    demo.bots.set(id, { ws, pos });
+    demo.observe(id, pos);
+    ids.push(id);
+  }
+  return ids;
+}
+
+function removeBots() {
+  for (const [id, b] of demo.bots) {
+    if (b.ws.readyState === WebSocket.OPEN) b.ws.send(JSON.stringify({ type: 'Disconnect', data: null }));
+    b.ws.close();
+    demo.seen.delete(id);
+  }
+  demo.bots.clear();
+  renderPeers();
+}
+
+setInterval(() => {
+  for (const [id, b] of demo.bots) {
+    if (b.ws.readyState === WebSocket.OPEN) b.ws.send(JSON.stringify({ type: 'RequestPeerRefresh', data: null }));
+    demo.observe(id, b.pos);
+  }
+}, 5000);
+
+// Players within the hearing radius, on our map and channel, that the server
+// did not put in our NearbyPeers: left out by the crowd cap. Nearest first.
+function leftOut() {
+  const c = demo.client;
+  if (!c) return [];
+  noteSeen();
+  const peers = c.peers();
+  const out = [];
+  for (const [id, p] of demo.seen) {
+    if (id === c.clientId || peers[id] || p.map_id !== c.mapId || (p.channel | 0) !== c.channel) continue;
+    const d = distanceTo(p);
+    if (d <= HEAR_RADIUS) out.push({ id, position: p, distance: d });
+  }
+  return out.sort((a, b) => a.distance - b.distance || (a.id < b.id ? -1 : 1));
+}
+
+function renderLeftOut() {
+  const ul = $('left-out');
+  const out = leftOut();
+  $('left-out-count').textContent = out.length;
+  ul.replaceChildren();
+  for (const { id, position, distance } of out) {
+    const li = document.createElement('li');
+    li.dataset.leftOut = id;
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = position.character_name || id;
+    const state = document.createElement('span');
+    state.className = 'state left-out';
+    state.textContent = 'near, left out (crowd cap)';
+    const dist = document.createElement('span');
+    dist.className = 'dist';
+    dist.textContent = `${distance.toFixed(1)} away · last seen ${Math.round((Date.now() - position.t) / 1000)} s ago`;
+    li.append(name, state, dist);
+    ul.append(li);
+  }
+  $('bots-add').disabled = !demo.client;
+  $('bots-remove').disabled = demo.bots.size === 0;
+}
+
+$('bots-add').addEventListener('click', () => addBots(20));
+$('bots-remove').addEventListener('click', removeBots);
+
 function renderPeers() {
+  renderLeftOut();
   const ul = $('peers');
   const peers = demo.client ? Object.entries(demo.client.peers()) : [];
   $('peer-count').textContent = peers.length;
@@ -283,6 +402,7 @@ function toWorld(sx, sy) {
   return { x: demo.pos.x + (sx - canvas.width / 2) / SCALE, y: demo.pos.y + (sy - canvas.height / 2) / SCALE };
 }
 
+const LEFT_OUT_COLOUR = '#6b7280';
 const STATE_COLOURS = { connected: '#3ecf8e', failed: '#ff5d5d', disconnected: '#ff5d5d', closed: '#8a93a3' };
 
 function drawGrid() {
@@ -395,6 +515,16 @@ function draw(now) {
         [p.state, `${p.speaking ? 'speaking · ' : ''}vol ${Math.round(p.volume * 100)}%`], p.speaking, now);
     }
   }
+  if (c) {
+    const peers = c.peers();
+    for (const [id, b] of demo.bots) {
+      if (peers[id] && b.pos.map_id === c.mapId) drawPlayer(b.pos.x, b.pos.y, '#f5b83d', id, ['heard (simulated)'], false, now);
+    }
+  }
+  for (const { id, position } of leftOut()) {
+    drawPlayer(position.x, position.y, LEFT_OUT_COLOUR, position.character_name || id,
+      ['near, left out (crowd cap)'], false, now);
+  }
   drawPlayer(demo.pos.x, demo.pos.y, '#4ea1ff', `${$('name').value || 'you'} (you)`, [], c && c.speaking, now);
 }
 
@@ -412,6 +542,7 @@ setInterval(renderPeers, 250); // distances change as we walk
 
 // Leave cleanly when the tab closes, so the others drop us at once.
 window.addEventListener('pagehide', () => {
+  removeBots();
   if (demo.client) demo.client.disconnect();
 });
 
