@@ -53,6 +53,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             "limits = { message_rate = 100.0; message_burst = 50; rate_limit_close_after = 20;\n"
             "           first_message_timeout = 3.0; };\n"
             "log = { level = \"error\"; };\n"
+            "turn = { secret = \"fuzz\"; urls = [ \"turn:127.0.0.1:3478\" ];\n"
+            "         stun_urls = [ \"stun:127.0.0.1:3478\" ]; };\n"
             "plugin_dir = \"%s\";\nscript_dir = \"%s/lua\";\n"
             "hooks = (\n"
             "  { type = \"plugin\"; name = \"relay_guard\"; settings = { grace = 1.0; }; },\n"

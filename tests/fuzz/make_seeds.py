@@ -53,6 +53,9 @@ seeds = {
     "flood": pos(0, "a", 1, 0, 0) + pos(1, "b", 1, 1, 0)
     + b"".join(msg(0, "SendOffer", {"target_id": "b", "offer": "z" * 1000}) for _ in range(30))
     + rec(1, CLOSE) + drain_all(),
+    "ice": msg(0, "RequestIceServers") + pos(0, "q\"\\\u00e9\U0001F3A7", 1, 0, 0)
+    + msg(0, "RequestIceServers") + rec(0, TEXT, '{"type":"RequestIceServers"}')
+    + pos(1, "b", 1, 3, 0) + msg(1, "RequestIceServers", {"x": [1]}) + drain_all(),
 }
 os.makedirs("corpus/core", exist_ok=True)
 for name, data in seeds.items():
