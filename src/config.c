@@ -397,6 +397,107 @@ int es_config_load_tls(loader *l, const es_config_key *k, const config_setting_t
     return 0;
 }
 
+/* turn.secret_file: the secret read from a file (relative to this one), so
+ * that the config itself need not hold it. The file's bytes up to a final
+ * line break; no byte of it ever goes into a message. */
+int es_config_load_turn_secret_file(loader *l, const es_config_key *k, const config_setting_t *s)
+{
+    es_config *c = l->c;
+    const char *rel = "";
+    if (s && get_string(l, config_setting_parent(s), es_config_key_leaf(k), &rel))
+        return -1;
+    c->turn_secret_file = rel[0] ? join_path(l->config_dir, rel) : es_xstrdup("");
+    if (!rel[0])
+        return 0;
+    if (c->turn_secret && c->turn_secret[0])
+        return fail(l, s, "set 'secret' or 'secret_file', not both");
+    FILE *f = fopen(c->turn_secret_file, "rb");
+    if (!f)
+        return fail(l, s, "cannot read the TURN secret file %s", c->turn_secret_file);
+    char buf[ES_TURN_SECRET_MAX + 3];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return fail(l, s, "cannot read the TURN secret file %s", c->turn_secret_file);
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    const char *why = n == 0                     ? "is empty"
+                      : n > ES_TURN_SECRET_MAX   ? "holds more than 1024 bytes"
+                      : memchr(buf, '\0', n)     ? "holds a NUL byte"
+                      : memchr(buf, '\n', n)     ? "holds more than one line"
+                                                 : NULL;
+    if (why) {
+        memset(buf, 0, sizeof buf);
+        return fail(l, s, "the TURN secret file %s %s", c->turn_secret_file, why);
+    }
+    free(c->turn_secret);
+    c->turn_secret = es_xmalloc(n + 1);
+    memcpy(c->turn_secret, buf, n);
+    c->turn_secret[n] = '\0';
+    memset(buf, 0, sizeof buf);
+    return 0;
+}
+
+/* A URL of one of the schemes ("turn:", ...; NULL-terminated): printable
+ * ASCII without spaces, something after the scheme. */
+static const char *url_problem(const char *url, const char *const *schemes, const char *expected)
+{
+    size_t n = strlen(url);
+    if (n > ES_TURN_URL_MAX)
+        return "is longer than 256 characters";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+            return "holds a space, a control or a non-ASCII character";
+    for (const char *const *s = schemes; *s; s++) {
+        size_t sl = strlen(*s);
+        if (strncmp(url, *s, sl) == 0 && url[sl] != '\0' && url[sl] != '?')
+            return NULL;
+    }
+    return expected;
+}
+
+static const char *turn_url_problem(const char *url)
+{
+    static const char *const schemes[] = {"turn:", "turns:", NULL};
+    return url_problem(url, schemes, "must be a turn: or turns: URL naming a host");
+}
+
+static const char *stun_url_problem(const char *url)
+{
+    static const char *const schemes[] = {"stun:", "stuns:", NULL};
+    return url_problem(url, schemes, "must be a stun: or stuns: URL naming a host");
+}
+
+int es_config_load_turn_urls(loader *l, const es_config_key *k, const config_setting_t *list)
+{
+    (void)k;
+    es_config *c = l->c;
+    if (load_strings(l, list, "urls", "urls = [ \"turn:turn.example:3478\" ];", turn_url_problem,
+                     &c->turn_urls, &c->nturn_urls) != 0)
+        return -1;
+    if (c->nturn_urls > ES_TURN_URLS_MAX)
+        return fail(l, list, "'urls' holds at most %d URLs", ES_TURN_URLS_MAX);
+    if (c->nturn_urls > 0 && !(c->turn_secret && c->turn_secret[0]))
+        return fail(l, list, "'urls' needs the TURN server's shared secret: set 'secret' or "
+                             "'secret_file'");
+    return 0;
+}
+
+int es_config_load_stun_urls(loader *l, const es_config_key *k, const config_setting_t *list)
+{
+    (void)k;
+    es_config *c = l->c;
+    if (load_strings(l, list, "stun_urls", "stun_urls = [ \"stun:stun.example:3478\" ];",
+                     stun_url_problem, &c->stun_urls, &c->nstun_urls) != 0)
+        return -1;
+    if (c->nstun_urls > ES_TURN_URLS_MAX)
+        return fail(l, list, "'stun_urls' holds at most %d URLs", ES_TURN_URLS_MAX);
+    return 0;
+}
+
 int es_config_load_log_modules(loader *l, const es_config_key *k, const config_setting_t *mods)
 {
     (void)k;
@@ -636,6 +737,16 @@ void es_config_free(es_config *c)
     for (size_t i = 0; i < c->njoin_headers; i++)
         free(c->join_headers[i]);
     free(c->join_headers);
+    if (c->turn_secret)
+        memset(c->turn_secret, 0, strlen(c->turn_secret));
+    free(c->turn_secret);
+    free(c->turn_secret_file);
+    for (size_t i = 0; i < c->nturn_urls; i++)
+        free(c->turn_urls[i]);
+    free(c->turn_urls);
+    for (size_t i = 0; i < c->nstun_urls; i++)
+        free(c->stun_urls[i]);
+    free(c->stun_urls);
     free(c->path);
     if (c->cfg_live_)
         config_destroy(&c->cfg_);

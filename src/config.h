@@ -55,6 +55,11 @@ typedef struct es_hook_entry {
 #define ES_JOIN_HEADERS_MAX 16
 #define ES_JOIN_HEADER_MAX 64
 
+/* turn.urls and turn.stun_urls: how many URLs, how long each; the secret. */
+#define ES_TURN_URLS_MAX 16
+#define ES_TURN_URL_MAX 256
+#define ES_TURN_SECRET_MAX 1024
+
 typedef struct es_config {
     char *path; /* the file read */
 
@@ -85,6 +90,11 @@ typedef struct es_config {
     es_takeover takeover;
     double idle_timeout;     /* seconds, 0 = off */
     double refresh_interval; /* seconds, 0 = off */
+    unsigned max_peers;      /* peers per client at most, 0 = no cap */
+    double swap_margin;      /* units nearer to displace a peer under the cap */
+    double resume_grace;          /* seconds a lost session is held, 0 = off */
+    size_t resume_queue_messages; /* relays kept for a held session */
+    size_t resume_queue_bytes;    /* and their bytes */
 
     /* log */
     es_log_level log_level;
@@ -98,6 +108,15 @@ typedef struct es_config {
     /* TLS and proxies */
     char *tls_cert, *tls_key; /* both set: wss:// */
     int behind_proxy;         /* trust X-Forwarded-For */
+
+    /* turn: the ICE servers of the IceServers reply */
+    char *turn_secret;      /* the TURN REST API shared secret, "" = none; never logged */
+    char *turn_secret_file; /* the file it was read from, "" = none */
+    char **turn_urls;       /* turn: and turns: URLs, NULL-terminated; NULL = none */
+    size_t nturn_urls;
+    char **stun_urls;       /* stun: and stuns: URLs, NULL-terminated; NULL = none */
+    size_t nstun_urls;
+    int turn_ttl;           /* seconds a minted TURN credential is valid */
 
     char *plugin_dir;
     char *script_dir;

@@ -82,6 +82,25 @@ const es_config_key es_config_keys[] = {
     {.name = "session.refresh_interval", .type = ES_KEY_NUMBER, .lo = 0, .hi = 86400,
      .def.d = 5.0, AT(refresh_interval), .reloadable = 1,
      .doc = "seconds between NearbyPeers sent to every client unasked; 0 = off"},
+    {.name = "session.max_peers", .type = ES_KEY_INT, .lo = 0, .hi = 1024, .def.i = 16,
+     AT(max_peers), .reloadable = 1,
+     .doc = "peers a client is matched with at most, the nearest first, after the match filters; "
+            "0 = no cap"},
+    {.name = "session.swap_margin", .type = ES_KEY_NUMBER, .lo = 0, .hi = 1e6, .def.d = 2.0,
+     AT(swap_margin), .reloadable = 1,
+     .doc = "units a newcomer must be nearer than a full client's farthest peer to take its "
+            "place"},
+    {.name = "session.resume_grace", .type = ES_KEY_NUMBER, .lo = 0, .hi = 3600, .def.d = 15.0,
+     AT(resume_grace), .reloadable = 1,
+     .doc = "seconds a resumable client's session is held after its connection is lost, for it "
+            "to resume with its token; 0 = off (no token is sent)"},
+    {.name = "session.resume_queue_messages", .type = ES_KEY_INT, .lo = 1, .hi = 1000000,
+     .def.i = 64, AT(resume_queue_messages), .reloadable = 1,
+     .doc = "relays kept for a held session; past it an offer or answer gets Error \"Client <id> "
+            "is reconnecting\""},
+    {.name = "session.resume_queue_bytes", .type = ES_KEY_INT, .lo = 1024, .hi = 1LL << 30,
+     .def.i = 65536, AT(resume_queue_bytes), .reloadable = 1,
+     .doc = "bytes of relays kept for a held session, the same way"},
 
     /* limits */
     {.name = "limits.max_connections", .type = ES_KEY_INT, .lo = 0, .hi = 10000000,
@@ -137,6 +156,24 @@ const es_config_key es_config_keys[] = {
      .reloadable = 1, .load = es_config_load_hooks,
      .doc = "the plugins and Lua scripts of the hook chains, in order (the stock config: "
             "relay_guard, proximity)"},
+
+    /* turn */
+    {.name = "turn.secret", .type = ES_KEY_STRING, .values = "string", .def.s = "",
+     AT(turn_secret), .reloadable = 1,
+     .doc = "the TURN server's shared secret (coturn's `static-auth-secret`); never logged"},
+    {.name = "turn.secret_file", .type = ES_KEY_STRING, .values = "file", .def.s = "",
+     AT(turn_secret_file), .reloadable = 1, .load = es_config_load_turn_secret_file,
+     .doc = "a file holding `secret` (one line), read at every load, instead of `secret`"},
+    {.name = "turn.urls", .type = ES_KEY_LIST, .values = "`turn:`, `turns:` URLs",
+     .def_text = "[ ]", .reloadable = 1, .load = es_config_load_turn_urls,
+     .doc = "TURN servers sent in IceServers with credentials minted per client; needs a secret"},
+    {.name = "turn.stun_urls", .type = ES_KEY_LIST, .values = "`stun:`, `stuns:` URLs",
+     .def_text = "[ ]", .reloadable = 1, .load = es_config_load_stun_urls,
+     .doc = "STUN servers sent in IceServers"},
+    {.name = "turn.ttl", .type = ES_KEY_INT, .lo = 60, .hi = 604800, .def.i = 86400,
+     AT(turn_ttl), .reloadable = 1,
+     .doc = "seconds a minted TURN credential can make new allocations (its username's "
+            "expiry)"},
 };
 
 const size_t es_config_nkeys = ES_ARRAY_LEN(es_config_keys);

@@ -5,17 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
 #include "log.h"
+#include "turn.h"
 #include "util.h"
 
 #define SESSION_OF(node, member) ES_CONTAINER_OF(node, es_session, member)
 
 const char *const es_out_type_names[ES_OUT_COUNT] = {
-    "NearbyPeers", "ReceiveOffer", "ReceiveAnswer", "ReceiveIceCandidate", "Error"};
+    "NearbyPeers", "ReceiveOffer", "ReceiveAnswer", "ReceiveIceCandidate", "Error",
+    "IceServers", "Session"};
 const char *const es_error_kind_names[ES_ERR_COUNT] = {
     "bad_message",     "binary_frame",   "not_registered", "id_changed",   "id_in_use",
     "taken_over",      "join_refused",   "position_refused", "self_relay", "unknown_target",
-    "relay_refused",   "frame_too_large", "timeout", "rate_limited"};
+    "relay_refused",   "frame_too_large", "timeout", "rate_limited", "invalid_resume_token", "reconnecting"};
 const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT] = {"delivered", "refused",
                                                                      "unknown_target", "self"};
 
@@ -35,14 +42,21 @@ void es_core_init_with(es_core *c, const es_config *cfg, es_hooks *hooks, es_reg
     c->registry = registry;
     c->delivery = delivery;
     c->now = now ? now : es_now;
+    c->wallclock = es_turn_wallclock;
     es_grid_init(&c->grid, hooks->query_radius > 0 ? hooks->query_radius : 1);
     es_matcher_init(&c->matcher, &c->grid, NULL, NULL, NULL);
     es_matcher_use_hooks(&c->matcher, hooks);
+    es_matcher_set_cap(&c->matcher, cfg->max_peers, cfg->swap_margin);
     es_buf_init(&c->out);
     es_buf_init(&c->peers);
     c->next_refresh = c->now() + cfg->refresh_interval;
     es_keepalive_init(&c->keepalive, c->now());
     es_addrcount_init(&c->addrs);
+    c->token_nonce = 0;
+    if (RAND_bytes(c->token_key, (int)sizeof c->token_key) != 1)
+        ES_LOG(EARSHOT_LOG_ERROR, "session", "no random key for resume tokens: resuming is off");
+    else
+        c->token_key_ok = 1;
 }
 
 void es_core_init(es_core *c, const es_config *cfg, es_hooks *hooks, const es_transport *tx,
@@ -55,32 +69,51 @@ void es_core_init(es_core *c, const es_config *cfg, es_hooks *hooks, const es_tr
 
 static void session_free(es_core *c, es_session *s)
 {
-    es_delivery_discard(&c->delivery, s);
+    if (!s->gone)
+        es_delivery_discard(&c->delivery, s);
+    es_sendq_clear(&s->held_q);
     free(s->join);
     free(s->edges);
     free(s);
 }
 
+static void pool_edges(es_core *c, es_session *s)
+{
+    for (uint32_t i = 0; i < s->nedges; i++) {
+        es_edge *e = s->edges[i];
+        if (e->a == s) {
+            e->next_free = c->matcher.free_edges;
+            c->matcher.free_edges = e;
+        }
+    }
+}
+
 void es_core_free(es_core *c)
 {
     /* Hand every pair's edge (once, through its `a` end) to the matcher's
-     * free list, which es_matcher_free() releases; then free the sessions. */
-    for (es_dnode *n = c->all.head; n; n = n->next) {
-        es_session *s = SESSION_OF(n, all_node);
-        for (uint32_t i = 0; i < s->nedges; i++) {
-            es_edge *e = s->edges[i];
-            if (e->a == s) {
-                e->next_free = c->matcher.free_edges;
-                c->matcher.free_edges = e;
-            }
-        }
-    }
+     * free list, which es_matcher_free() releases; then free the sessions:
+     * those with a connection, and held ones whose connection is gone. */
+    for (es_dnode *n = c->all.head; n; n = n->next)
+        pool_edges(c, SESSION_OF(n, all_node));
+    for (es_dnode *n = c->held.head; n; n = n->next)
+        if (SESSION_OF(n, held_node)->gone)
+            pool_edges(c, SESSION_OF(n, held_node));
     es_dnode *n = c->all.head;
     while (n) {
         es_dnode *next = n->next;
         session_free(c, SESSION_OF(n, all_node));
         n = next;
     }
+    n = c->held.head;
+    while (n) {
+        es_dnode *next = n->next;
+        if (SESSION_OF(n, held_node)->gone)
+            session_free(c, SESSION_OF(n, held_node));
+        n = next;
+    }
+    for (size_t i = 0; i < c->nhusks; i++)
+        session_free(c, c->husks[i]);
+    free(c->husks);
     es_matcher_free(&c->matcher);
     es_grid_free(&c->grid);
     if (c->owns_seams) {
@@ -131,7 +164,7 @@ static void doom(es_core *c, es_session *s)
  * doomed, not fed. */
 static void deliver(es_core *c, es_session *s, es_out_type type, es_buf *b)
 {
-    if (s->closing || s->doomed)
+    if (s->closing || s->doomed || s->gone)
         return;
     c->stats.messages_out[type]++;
     if (es_deliver(&c->delivery, s, es_buf_data(b), b->len) != 0) {
@@ -148,6 +181,13 @@ static void send_peers(es_core *c, es_session *s)
     es_matcher_served(s);
     build_peers(&c->peers, s);
     deliver(c, s, ES_OUT_NEARBY_PEERS, &c->peers);
+    if (s->session_owed) {
+        /* once per connection, right after its first NearbyPeers */
+        s->session_owed = 0;
+        es_buf_reset(&c->peers);
+        es_protocol_write_session(&c->peers, s->token, s->token_len, c->cfg->resume_grace);
+        deliver(c, s, ES_OUT_SESSION, &c->peers);
+    }
 }
 
 /*
@@ -223,8 +263,68 @@ static void kick(es_core *c, es_session *s, earshot_leave_reason why, es_error_k
     close_session(c, s, code);
 }
 
+/* ---- holding a session for a resume (protocol v1.1) ------------------- */
+
+/*
+ * A session whose connection is lost without a goodbye is held when its
+ * client asked to be resumable: it stays registered, in the grid and in
+ * the matcher, so its peers see nothing, and its es_session lives on after
+ * the transport forgot it (`gone`). A new connection that resumes it takes
+ * its place (resume()); one that does not come within the grace lets it
+ * leave as "closed" (the tick).
+ */
+static int holdable(const es_core *c, const es_session *s)
+{
+    return s->registered && s->resumable && !s->held && !s->goodbye &&
+           c->cfg->resume_grace > 0 && c->token_key_ok;
+}
+
+static void hold(es_core *c, es_session *s)
+{
+    s->held = 1;
+    s->held_until = c->now() + c->cfg->resume_grace;
+    es_dlist_unlink(&c->idle, &s->idle_node); /* the grace runs, not the idle timeout */
+    es_dlist_append(&c->held, &s->held_node);
+    c->nheld++;
+    SLOG(EARSHOT_LOG_INFO, "session", s, "connection lost: held %.1f s for a resume",
+         c->cfg->resume_grace);
+}
+
+/* s is no longer held (resumed, expired, taken over or shut down); one whose
+ * connection is gone is freed at the end of the flush (the matcher's dirty
+ * list may still name it until then). */
+static void unhold(es_core *c, es_session *s)
+{
+    if (!s->held)
+        return;
+    s->held = 0;
+    es_dlist_unlink(&c->held, &s->held_node);
+    c->nheld--;
+    es_sendq_clear(&s->held_q);
+    if (s->gone) {
+        if (c->nhusks == c->husks_cap) {
+            c->husks_cap = c->husks_cap ? c->husks_cap * 2 : 8;
+            c->husks = es_xrealloc(c->husks, c->husks_cap * sizeof *c->husks);
+        }
+        c->husks[c->nhusks++] = s;
+    }
+}
+
+/* The connection of s is lost (not a goodbye): hold s if it may be held,
+ * else it leaves as "closed". Returns 1 when held. */
+static int lose(es_core *c, es_session *s)
+{
+    if (holdable(c, s)) {
+        hold(c, s);
+        return 1;
+    }
+    unregister(c, s, EARSHOT_LEAVE_CLOSED);
+    return 0;
+}
+
 /* Send the NearbyPeers every dirty client is owed, then drop the clients
- * that could not take them, which dirties their peers: repeat until calm. */
+ * that could not take them, which dirties their peers: repeat until calm.
+ * Then free the held sessions that were resumed or let go. */
 static void flush(es_core *c)
 {
     for (;;) {
@@ -234,18 +334,21 @@ static void flush(es_core *c)
             if (dirty[i]->registered && !dirty[i]->closing)
                 send_peers(c, dirty[i]);
         if (c->ndoomed == 0)
-            return;
+            break;
         size_t nd = c->ndoomed;
         c->ndoomed = 0;
         for (size_t i = 0; i < nd; i++) {
             es_session *s = c->doomed[i];
             size_t bytes = es_delivery_discard(&c->delivery, s);
             SLOG(EARSHOT_LOG_WARN, "session", s, "dropped: send queue full (%zu bytes)", bytes);
-            unregister(c, s, EARSHOT_LEAVE_CLOSED);
+            lose(c, s); /* a stalled connection is what a network gap looks like */
             s->doomed = 0;
             close_session(c, s, ES_CLOSE_POLICY);
         }
     }
+    for (size_t i = 0; i < c->nhusks; i++)
+        session_free(c, c->husks[i]);
+    c->nhusks = 0;
 }
 
 /* The end of a client message: flush now, or leave it to es_core_flush()
@@ -271,6 +374,132 @@ static void id_in_use(es_core *c, es_session *s, const char *id)
     send_error(c, s, ES_ERR_ID_IN_USE, reason);
 }
 
+/* A fresh resume token for s, owed to it in a Session after its next
+ * NearbyPeers: HMAC-SHA256 under the process's random key over the
+ * client_id and a number never used before, in base64url. Issuing one
+ * makes the previous one worthless. */
+static void issue_token(es_core *c, es_session *s)
+{
+    unsigned char msg[ES_ID_MAX + 1 + 8], mac[32];
+    memcpy(msg, s->id, s->id_len);
+    msg[s->id_len] = 0;
+    uint64_t nonce = ++c->token_nonce;
+    for (int i = 0; i < 8; i++)
+        msg[s->id_len + 1 + i] = (unsigned char)(nonce >> (56 - 8 * i));
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), c->token_key, (int)sizeof c->token_key, msg, s->id_len + 9, mac, &maclen);
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (unsigned i = 0; i < maclen; i++) {
+        acc = (acc << 8) | mac[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            s->token[o++] = b64[(acc >> bits) & 63];
+        }
+    }
+    if (bits > 0)
+        s->token[o++] = b64[(acc << (6 - bits)) & 63];
+    s->token[o] = '\0';
+    s->token_len = o;
+    s->session_owed = 1;
+}
+
+/* Does token[0..len) resume holder now? In constant time over the token. */
+static int token_valid(const es_core *c, const es_session *holder, const char *token, size_t len)
+{
+    if (!holder || !holder->resumable || !holder->registered || c->cfg->resume_grace <= 0 ||
+        holder->token_len == 0 || len != holder->token_len)
+        return 0;
+    if (holder->held && c->now() >= holder->held_until)
+        return 0; /* expired; the tick has not let it go yet */
+    return CRYPTO_memcmp(holder->token, token, len) == 0;
+}
+
+/*
+ * s (not registered) resumes holder h with h's token: s takes h's place
+ * in the registry, the grid and the matcher's pairs without anyone being
+ * told, then moves to the position it reports, gets its NearbyPeers, a new
+ * Session and the relays kept for h. A held h whose connection is gone is
+ * freed; a live-looking one is closed with 1000 and no Error.
+ */
+static void resume(es_core *c, es_session *s, const es_msg *m)
+{
+    char reason[ES_ERROR_MAX];
+    es_session *h = es_registry_find(&c->registry, m->client_id, m->client_id_len);
+    if (!token_valid(c, h, m->resume_token, m->resume_token_len)) {
+        SLOG(EARSHOT_LOG_INFO, "session", s, "resume as %s refused: invalid token", m->client_id);
+        send_error(c, s, ES_ERR_RESUME_TOKEN, "invalid resume token");
+        return;
+    }
+    earshot_position pos = m->pos;
+    earshot_client pending = {.client_id = m->client_id, .address = s->addr, .pos = h->view.pos};
+    if (!es_hooks_position(c->hooks, &pending, &pos, reason)) {
+        send_error(c, s, ES_ERR_POSITION_REFUSED, reason);
+        return;
+    }
+    es_session *displaced = NULL;
+    if (es_registry_claim(&c->registry, s, m->client_id, m->client_id_len, ES_TAKEOVER_ALWAYS,
+                          &displaced) != ES_CLAIM_OK || displaced != h) {
+        /* a registry that would not let the token's holder go: change nothing */
+        if (displaced == NULL)
+            es_registry_release(&c->registry, s);
+        send_error(c, s, ES_ERR_RESUME_TOKEN, "invalid resume token");
+        return;
+    }
+    /* s takes h's place: the grid cell, and h's end of every pair */
+    s->view.pos = h->view.pos;
+    es_grid_remove(&c->grid, h);
+    es_grid_insert(&c->grid, s);
+    s->edges = h->edges, s->nedges = h->nedges, s->edges_cap = h->edges_cap;
+    h->edges = NULL, h->nedges = h->edges_cap = 0;
+    for (uint32_t i = 0; i < s->nedges; i++) {
+        es_edge *e = s->edges[i];
+        if (e->a == h)
+            e->a = s;
+        else
+            e->b = s;
+    }
+    h->registered = 0;
+    s->registered = 1;
+    s->resumable = 1;
+    es_sendq kept = h->held_q;
+    es_sendq_init(&h->held_q);
+    int was_held = h->held;
+    if (was_held)
+        unhold(c, h);
+    else
+        close_session(c, h, ES_CLOSE_NORMAL);
+    free(s->join);
+    s->join = NULL;
+    es_dlist_unlink(&c->pend, &s->pend_node);
+    c->stats.resumes++;
+    touch(c, s);
+    SLOG(EARSHOT_LOG_INFO, "session", s, "resumed (%s, %zu relays kept)",
+         was_held ? "held" : "replacing a live connection", kept.count);
+    if (!same_position(&pos, &s->view.pos)) {
+        s->view.pos = pos;
+        es_grid_update(&c->grid, s);
+        es_matcher_update(&c->matcher, s);
+    }
+    issue_token(c, s);
+    es_matcher_mark_dirty(&c->matcher, s);
+    /* the relays kept for it, after its NearbyPeers and Session */
+    for (es_qmsg *q = es_sendq_peek(&kept); q; q = q->next) {
+        if (s->dirty == ES_DIRTY_OWED)
+            send_peers(c, s);
+        if (s->closing || s->doomed)
+            break;
+        if (es_deliver(&c->delivery, s, es_qmsg_payload(q), q->len) != 0) {
+            c->stats.sendq_overflows++;
+            doom(c, s);
+        }
+    }
+    es_sendq_clear(&kept);
+}
+
 static void handle_register(es_core *c, es_session *s, const es_msg *m)
 {
     char reason[ES_ERROR_MAX];
@@ -284,10 +513,15 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
         .headers = ji->headers,
         .header_count = ji->header_count,
         .pos = m->pos,
+        .resume = m->resume_token != NULL,
     };
     if (!es_hooks_join(c->hooks, &j, reason)) {
         SLOG(EARSHOT_LOG_INFO, "session", s, "join as %s refused: %s", m->client_id, reason);
         send_error(c, s, ES_ERR_JOIN_REFUSED, reason);
+        return;
+    }
+    if (m->resume_token) {
+        resume(c, s, m);
         return;
     }
     /* The policy first, so that a refused id is reported before a refused
@@ -313,10 +547,19 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
         snprintf(text, sizeof text, "client_id %s was taken over by another connection",
                  m->client_id);
         c->stats.takeovers++;
-        kick(c, holder, EARSHOT_LEAVE_TAKEOVER, ES_ERR_TAKEN_OVER, text, ES_CLOSE_POLICY);
+        if (holder->held) {
+            unregister(c, holder, EARSHOT_LEAVE_TAKEOVER);
+            unhold(c, holder);
+        } else {
+            kick(c, holder, EARSHOT_LEAVE_TAKEOVER, ES_ERR_TAKEN_OVER, text, ES_CLOSE_POLICY);
+        }
     }
     s->view.pos = pos;
     s->registered = 1;
+    if (m->resumable && c->cfg->resume_grace > 0 && c->token_key_ok) {
+        s->resumable = 1;
+        issue_token(c, s);
+    }
     free(s->join);
     s->join = NULL;
     es_dlist_unlink(&c->pend, &s->pend_node);
@@ -399,6 +642,24 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
     }
     es_buf_reset(&c->out);
     es_protocol_write_relay(&c->out, m->type, s->id, s->id_len, m->payload, m->payload_len);
+    if (t->held) {
+        /* kept for its resume, within the bounds; past them, as for an
+         * unknown target but saying why */
+        if (t->held_q.count >= c->cfg->resume_queue_messages ||
+            es_sendq_push(&t->held_q, es_buf_data(&c->out), c->out.len,
+                          c->cfg->resume_queue_bytes) != 0) {
+            outcome[ES_RELAY_UNKNOWN_TARGET]++;
+            if (!is_ice) {
+                snprintf(text, sizeof text, "Client %s is reconnecting", t->id);
+                send_error(c, s, ES_ERR_RECONNECTING, text);
+            }
+            return;
+        }
+        outcome[ES_RELAY_DELIVERED]++;
+        c->stats.resume_queued_relays++;
+        c->stats.messages_out[ES_OUT_RECEIVE_OFFER + kind]++;
+        return;
+    }
     outcome[ES_RELAY_DELIVERED]++;
     send_out(c, t, (es_out_type)(ES_OUT_RECEIVE_OFFER + kind), &c->out);
 }
@@ -482,6 +743,11 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
             touch(c, s);
             build_peers(&c->out, s);
             send_out(c, s, ES_OUT_NEARBY_PEERS, &c->out);
+        } else if (m.type == ES_MSG_REQUEST_ICE_SERVERS) {
+            es_buf_reset(&c->out);
+            es_turn_write_ice_servers(&c->out, c->cfg, s->id, s->id_len,
+                                      (long long)c->wallclock());
+            send_out(c, s, ES_OUT_ICE_SERVERS, &c->out);
         } else {
             handle_relay(c, s, &m);
         }
@@ -529,7 +795,11 @@ static void compact(es_core *c)
 
 void es_core_closed(es_core *c, es_session *s)
 {
-    unregister(c, s, EARSHOT_LEAVE_CLOSED);
+    if (!s->held && !s->closing)
+        lose(c, s); /* held when resumable and no goodbye, else it leaves */
+    else if (!s->held)
+        unregister(c, s, EARSHOT_LEAVE_CLOSED);
+    s->closing = 1;
     for (size_t i = 0; i < c->ndoomed; i++) {
         if (c->doomed[i] == s) {
             c->doomed[i] = c->doomed[--c->ndoomed];
@@ -543,9 +813,17 @@ void es_core_closed(es_core *c, es_session *s)
     es_dlist_unlink(&c->all, &s->all_node);
     es_addrcount_remove(&c->addrs, s->addr);
     c->sessions--;
+    if (s->held) {
+        /* the client lives on without a connection until it resumes */
+        es_delivery_discard(&c->delivery, s);
+        s->conn = NULL;
+        s->gone = 1;
+        SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed; session held");
+        return;
+    }
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
     session_free(c, s);
-    if (c->sessions == 0)
+    if (c->sessions == 0 && c->nheld == 0)
         compact(c);
 }
 
@@ -567,6 +845,7 @@ void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks)
     c->cfg = cfg;
     c->hooks = hooks;
     es_matcher_use_hooks(&c->matcher, hooks);
+    es_matcher_set_cap(&c->matcher, cfg->max_peers, cfg->swap_margin);
     if (c->delivery.ops->set_queue_limit)
         c->delivery.ops->set_queue_limit(c->delivery.impl, cfg->send_queue_bytes);
     int64_t cell = hooks->query_radius > 0 ? hooks->query_radius : 1;
@@ -582,6 +861,12 @@ void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks)
 
 void es_core_shutdown(es_core *c)
 {
+    /* One node: nobody else can hold a session, so held ones leave too. */
+    while (c->held.head) {
+        es_session *s = SESSION_OF(c->held.head, held_node);
+        unregister(c, s, EARSHOT_LEAVE_SHUTDOWN);
+        unhold(c, s);
+    }
     for (es_dnode *n = c->all.head; n; n = n->next) {
         es_session *s = SESSION_OF(n, all_node);
         unregister(c, s, EARSHOT_LEAVE_SHUTDOWN);
@@ -614,7 +899,8 @@ static void keepalive_dead(void *ud, es_session *s)
     c->stats.ping_timeouts++;
     SLOG(EARSHOT_LOG_INFO, "session", s, "no answer to a ping in %.0f s: dropped",
          (double)c->cfg->ping_interval);
-    kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_COUNT, NULL, ES_CLOSE_GOING_AWAY);
+    lose(c, s);
+    close_session(c, s, ES_CLOSE_GOING_AWAY);
 }
 
 void es_core_tick(es_core *c)
@@ -646,10 +932,24 @@ void es_core_tick(es_core *c)
             kick(c, s, EARSHOT_LEAVE_TIMEOUT, ES_ERR_TIMEOUT, "timed out", ES_CLOSE_NORMAL);
         }
     }
+    int let_go = 0;
+    for (es_dnode *n = c->held.head; n;) {
+        es_session *s = SESSION_OF(n, held_node);
+        n = n->next;
+        if (now < s->held_until)
+            continue;
+        let_go = 1;
+        c->stats.resume_holds_expired++;
+        SLOG(EARSHOT_LOG_INFO, "session", s, "not resumed within %.1f s", c->cfg->resume_grace);
+        unregister(c, s, EARSHOT_LEAVE_CLOSED);
+        unhold(c, s);
+    }
     double every = c->cfg->refresh_interval;
     if (every > 0 && now >= c->next_refresh) {
         es_registry_each(&c->registry, send_peers_each, c);
         c->next_refresh = now + every;
     }
     flush(c);
+    if (let_go && c->sessions == 0 && c->nheld == 0)
+        compact(c); /* the last held session was the last client */
 }

@@ -15,6 +15,12 @@
  * leave their NearbyPeers for that flush, so a client whose set changed
  * several times in one iteration gets one NearbyPeers, and the
  * notifications go out together. Relays and Error replies are not held.
+ *
+ * Resuming (protocol v1.1): a client that opted in keeps its session when
+ * its connection is lost without a goodbye (es_core_goodbye says there was
+ * one): the session stays registered and matched, held for
+ * session.resume_grace seconds, and a new connection presenting its token
+ * takes its place without its peers noticing.
  */
 #ifndef EARSHOT_CORE_H
 #define EARSHOT_CORE_H
@@ -40,6 +46,8 @@ typedef enum es_out_type {
     ES_OUT_RECEIVE_ANSWER,
     ES_OUT_RECEIVE_ICE_CANDIDATE,
     ES_OUT_ERROR,
+    ES_OUT_ICE_SERVERS,
+    ES_OUT_SESSION,
     ES_OUT_COUNT
 } es_out_type;
 extern const char *const es_out_type_names[ES_OUT_COUNT];
@@ -60,6 +68,8 @@ typedef enum es_error_kind {
     ES_ERR_FRAME_TOO_LARGE,
     ES_ERR_TIMEOUT,
     ES_ERR_RATE_LIMITED,
+    ES_ERR_RESUME_TOKEN,   /* a resume with a wrong or expired token */
+    ES_ERR_RECONNECTING,   /* a relay past a held session's queue */
     ES_ERR_COUNT
 } es_error_kind;
 extern const char *const es_error_kind_names[ES_ERR_COUNT];
@@ -89,6 +99,9 @@ typedef struct es_core_stats {
     uint64_t ping_timeouts;           /* connections that stopped answering */
     uint64_t sendq_overflows;         /* clients dropped for not reading */
     uint64_t closes[4];               /* by code: 1000, 1001, 1008, 1009 */
+    uint64_t resumes;                 /* sessions resumed with their token */
+    uint64_t resume_holds_expired;    /* held sessions not resumed within the grace */
+    uint64_t resume_queued_relays;    /* relays kept for a held session */
 } es_core_stats;
 
 typedef struct es_core {
@@ -100,12 +113,20 @@ typedef struct es_core {
     es_grid grid;
     es_matcher matcher;
     double (*now)(void);
+    double (*wallclock)(void); /* Unix time: TURN credentials' expiry */
 
     es_buf out;   /* scratch: the message being built */
     es_buf peers; /* scratch: a NearbyPeers sent as owed (apart from out) */
     es_dlist all;  /* every open connection */
     es_dlist idle; /* by last activity, oldest first */
     es_dlist pend; /* not registered yet, by connect time, oldest first */
+    es_dlist held; /* sessions held for a resume, oldest first */
+    size_t nheld;
+    es_session **husks; /* resumed held sessions, freed at the end of the flush */
+    size_t nhusks, husks_cap;
+    unsigned char token_key[32]; /* resume tokens: HMAC-SHA256 key, random per process */
+    int token_key_ok;
+    uint64_t token_nonce;
     es_keepalive keepalive;
     es_addrcount addrs; /* open connections per address */
     double next_refresh;
@@ -146,7 +167,17 @@ void es_core_flush(es_core *c);
 
 /* s sent a frame larger than cfg->max_frame_bytes. */
 void es_core_frame_too_large(es_core *c, es_session *s);
-/* The connection is gone: unregister s, tell its peers, free s. */
+/* The client sent a close frame (a clean goodbye): when its connection
+ * closes, its session ends even if it could have been resumed. */
+static inline void es_core_goodbye(es_core *c, es_session *s)
+{
+    (void)c;
+    s->goodbye = 1;
+}
+/* The connection is gone: unregister s, tell its peers, free s. A
+ * resumable client whose connection was lost without a goodbye is held
+ * instead (protocol v1.1): it stays registered for session.resume_grace
+ * seconds and s lives on in the core; the transport forgets s either way. */
 void es_core_closed(es_core *c, es_session *s);
 /* Timeouts and periodic refresh; call a few times a second. */
 void es_core_tick(es_core *c);

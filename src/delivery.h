@@ -10,6 +10,9 @@
  * through es_local_next() and es_local_done(). A delivery to clients
  * served by another node is another implementation of the same
  * operations; tests/unit/test_seams.c runs the core on a test double.
+ * A session held for a resume (no connection) is never handed to the
+ * delivery: the core keeps the relays for it and delivers them once a new
+ * connection has resumed it.
  */
 #ifndef EARSHOT_DELIVERY_H
 #define EARSHOT_DELIVERY_H

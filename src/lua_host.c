@@ -416,6 +416,9 @@ static void push_join(lua_State *L, const earshot_join *j)
     raw_str(L, "path", j->path, strlen(j->path));
     raw_str(L, "query", j->query, strlen(j->query));
     raw_position(L, &j->pos);
+    lua_pushstring(L, "resume");
+    lua_pushboolean(L, j->resume);
+    lua_rawset(L, -3);
     lua_pushstring(L, "headers");
     lua_createtable(L, 0, (int)j->header_count);
     for (size_t i = 0; i < j->header_count; i++)

@@ -57,6 +57,19 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
     put(out, "earshot_timeouts_total{kind=\"idle\"} %llu\n", (unsigned long long)st->timeouts);
     put(out, "earshot_timeouts_total{kind=\"first_message\"} %llu\n",
         (unsigned long long)st->first_message_timeouts);
+    head(out, "earshot_resumes_total", "counter", "Sessions resumed with their resume token.");
+    put(out, "earshot_resumes_total %llu\n", (unsigned long long)st->resumes);
+    head(out, "earshot_resume_holds_expired_total", "counter",
+         "Held sessions not resumed within session.resume_grace.");
+    put(out, "earshot_resume_holds_expired_total %llu\n",
+        (unsigned long long)st->resume_holds_expired);
+    head(out, "earshot_held_sessions", "gauge",
+         "Sessions whose connection was lost, held for a resume.");
+    put(out, "earshot_held_sessions %zu\n", c->nheld);
+    head(out, "earshot_resume_queued_relays_total", "counter",
+         "Relays kept for a held session until it resumes.");
+    put(out, "earshot_resume_queued_relays_total %llu\n",
+        (unsigned long long)st->resume_queued_relays);
     head(out, "earshot_pings_total", "counter", "WebSocket pings sent to quiet connections.");
     put(out, "earshot_pings_total %llu\n", (unsigned long long)st->pings_sent);
     head(out, "earshot_ping_timeouts_total", "counter",
@@ -67,6 +80,14 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
     put(out, "earshot_rate_limited_total %llu\n", (unsigned long long)st->rate_limited);
     head(out, "earshot_matched_pairs", "gauge", "Pairs of clients matched now.");
     put(out, "earshot_matched_pairs %llu\n", (unsigned long long)c->matcher.pairs);
+    /* A counter, not a gauge of pairs left out now: whether a pair is
+     * allowed changes whenever either client moves, and keeping that for
+     * every unmatched pair in range would cost more than the cap saves. */
+    head(out, "earshot_capped_out_total", "counter",
+         "Pairs the match filters allowed but the crowd cap (session.max_peers) left out, "
+         "counted at each evaluation of a client that moved, joined or lost a peer "
+         "(a pair still left out at the next evaluation counts again).");
+    put(out, "earshot_capped_out_total %llu\n", (unsigned long long)c->matcher.capped_out);
 #if defined(__GLIBC__)
     /* What the allocator holds for live objects, as opposed to RSS, which
      * also counts free heap the allocator keeps (fragmentation). */

@@ -16,6 +16,7 @@ static const char *const type_names[ES_MSG_TYPE_COUNT] = {
     [ES_MSG_SEND_ANSWER] = "SendAnswer",
     [ES_MSG_SEND_ICE_CANDIDATE] = "SendIceCandidate",
     [ES_MSG_DISCONNECT] = "Disconnect",
+    [ES_MSG_REQUEST_ICE_SERVERS] = "RequestIceServers",
 };
 
 /* The payload field of each relay type. */
@@ -113,6 +114,38 @@ static int get_id(field_ctx *fc, json_t *data, const char *field, const char **o
     return 0;
 }
 
+static int base64url_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/* UpdatePosition's optional "resumable" (a boolean) and "resume_token"
+ * (1 to ES_RESUME_TOKEN_MAX base64url characters). */
+static int get_resume_fields(field_ctx *fc, json_t *data, es_msg *msg)
+{
+    json_t *v = json_object_get(data, "resumable");
+    if (v) {
+        if (!json_is_boolean(v))
+            return fail(fc, "field '%s' must be true or false", "resumable");
+        msg->resumable = json_is_true(v);
+    }
+    v = json_object_get(data, "resume_token");
+    if (!v)
+        return 0;
+    const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+    size_t n = t ? json_string_length(v) : 0;
+    int ok = t && n >= 1 && n <= ES_RESUME_TOKEN_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = base64url_char((unsigned char)t[i]);
+    if (!ok)
+        return fail(fc, "field '%s' must be 1 to 128 base64url characters (A-Z a-z 0-9 - _)",
+                    "resume_token");
+    msg->resume_token = t;
+    msg->resume_token_len = n;
+    return 0;
+}
+
 /* Validate a decoded document into msg. Returns 0 or -1 with err set. */
 static int validate(json_t *root, es_msg *msg, char *err)
 {
@@ -142,7 +175,8 @@ static int validate(json_t *root, es_msg *msg, char *err)
     }
     memset(msg, 0, sizeof *msg);
     msg->type = (es_msg_type)t;
-    if (t == ES_MSG_DISCONNECT || t == ES_MSG_REQUEST_PEER_REFRESH)
+    if (t == ES_MSG_DISCONNECT || t == ES_MSG_REQUEST_PEER_REFRESH ||
+        t == ES_MSG_REQUEST_ICE_SERVERS)
         return 0; /* data is ignored, whatever it holds */
 
     field_ctx fc = {.type = type_names[t], .err = err};
@@ -156,7 +190,8 @@ static int validate(json_t *root, es_msg *msg, char *err)
             get_int32(&fc, data, "x", 0, &msg->pos.x) ||
             get_int32(&fc, data, "y", 0, &msg->pos.y) ||
             get_int32(&fc, data, "channel", 1, &msg->pos.channel) ||
-            get_int32(&fc, data, "game_id", 1, &msg->pos.game_id))
+            get_int32(&fc, data, "game_id", 1, &msg->pos.game_id) ||
+            get_resume_fields(&fc, data, msg))
             return -1;
         return 0;
     }
@@ -294,6 +329,15 @@ void es_protocol_write_peers_add(es_buf *b, const char *id, size_t len, int firs
 }
 
 void es_protocol_write_peers_end(es_buf *b) { APPEND_LIT(b, "]}"); }
+
+void es_protocol_write_session(es_buf *b, const char *token, size_t token_len, double grace)
+{
+    APPEND_LIT(b, "{\"type\":\"Session\",\"data\":{\"resume_token\":");
+    es_buf_append_json_string(b, token, token_len);
+    char num[32];
+    int n = snprintf(num, sizeof num, ",\"grace\":%.15g}}", grace);
+    es_buf_append(b, num, (size_t)n);
+}
 
 void es_protocol_write_relay(es_buf *b, es_msg_type kind, const char *sender_id,
                              size_t sender_len, const char *payload, size_t payload_len)

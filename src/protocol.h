@@ -29,6 +29,7 @@ typedef enum es_msg_type {
     ES_MSG_SEND_ANSWER,
     ES_MSG_SEND_ICE_CANDIDATE,
     ES_MSG_DISCONNECT,
+    ES_MSG_REQUEST_ICE_SERVERS,
     ES_MSG_TYPE_COUNT
 } es_msg_type;
 
@@ -46,6 +47,9 @@ typedef struct es_msg {
     const char *client_id;
     size_t client_id_len;
     earshot_position pos;
+    int resumable;            /* "resumable": true (0 when absent or false) */
+    const char *resume_token; /* "resume_token", or NULL when absent */
+    size_t resume_token_len;
     /* SendOffer, SendAnswer, SendIceCandidate */
     const char *target_id;
     size_t target_id_len;
@@ -81,6 +85,12 @@ void es_protocol_write_error(es_buf *b, const char *text);
 void es_protocol_write_peers_begin(es_buf *b);
 void es_protocol_write_peers_add(es_buf *b, const char *id, size_t len, int first);
 void es_protocol_write_peers_end(es_buf *b);
+
+/* The longest resume_token accepted (base64url characters). */
+#define ES_RESUME_TOKEN_MAX 128
+
+/* {"type":"Session","data":{"resume_token":"<token>","grace":<grace>}} */
+void es_protocol_write_session(es_buf *b, const char *token, size_t token_len, double grace);
 
 /* {"type":"ReceiveOffer","data":{"sender_id":"..","offer":".."}} and the
  * same for answers and ICE candidates; kind is a relay message type. */

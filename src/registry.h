@@ -11,7 +11,10 @@
  *
  * Every holder is an es_session. A session whose client is served
  * elsewhere would be one the implementation keeps for it; the delivery
- * interface (delivery.h) decides how a message reaches it.
+ * interface (delivery.h) decides how a message reaches it. A session held
+ * for a resume (its connection lost, protocol v1.1) is an ordinary holder
+ * here: the core resumes it by a claim under ES_TAKEOVER_ALWAYS, which
+ * hands it back as the displaced holder.
  */
 #ifndef EARSHOT_REGISTRY_H
 #define EARSHOT_REGISTRY_H

@@ -48,6 +48,22 @@ typedef struct es_session {
     uint8_t dirty;         /* in the matcher's dirty list: ES_DIRTY_* */
     uint8_t doomed;        /* queued to be dropped after the current message */
 
+    /* Resuming (protocol v1.1). A resumable client's session outlives a
+     * lost connection: it is `held` (still registered, in the grid and the
+     * matcher) until held_until, its connection `gone` once the transport
+     * reported it closed, and relays to it wait in held_q (the core's, not
+     * the delivery's) until a new connection resumes it. */
+    uint8_t resumable;     /* asked for it with its first UpdatePosition */
+    uint8_t session_owed;  /* a Session message follows its next NearbyPeers */
+    uint8_t goodbye;       /* the client sent a close frame */
+    uint8_t held;          /* its connection was lost; waiting to be resumed */
+    uint8_t gone;          /* the connection is closed: only the client remains */
+    double held_until;
+    es_sendq held_q;
+    es_dnode held_node;    /* held sessions */
+    char token[48];        /* its current resume token, base64url */
+    size_t token_len;
+
     /* The local delivery's (delivery.c): what waits to be written. */
     int close_code;      /* != 0: close with it once the queue is out */
     es_sendq q;

@@ -361,6 +361,17 @@ int es_ws_established(es_ws *ws, struct lws *wsi, es_ws_conn *c)
     return 0;
 }
 
+/*
+ * The client sent a close frame: a goodbye, so the core ends its session
+ * when the connection closes rather than holding it for a resume. A
+ * connection that closes without one (a reset, a dead TCP) was lost.
+ */
+void es_ws_peer_closing(es_ws *ws, es_ws_conn *c)
+{
+    if (c->s)
+        es_core_goodbye(ws->core, c->s);
+}
+
 void es_ws_closed(es_ws *ws, es_ws_conn *c)
 {
     if (c->s) {

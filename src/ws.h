@@ -49,6 +49,8 @@ int es_ws_received(es_ws *ws, struct lws *wsi, es_ws_conn *c, const char *in, si
 int es_ws_pong(es_ws *ws, es_ws_conn *c);
 /* LWS_CALLBACK_SERVER_WRITEABLE. */
 int es_ws_writeable(es_ws *ws, struct lws *wsi, es_ws_conn *c);
+/* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: the client said goodbye. */
+void es_ws_peer_closing(es_ws *ws, es_ws_conn *c);
 /* LWS_CALLBACK_CLOSED: the session ends. */
 void es_ws_closed(es_ws *ws, es_ws_conn *c);
 

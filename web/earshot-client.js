@@ -22,6 +22,9 @@ const DEFAULTS = Object.freeze({
   channel: 0,
   gameId: null, // null: not sent (the server uses 0)
   iceServers: [],
+  iceServersFromServer: true, // ask the server (RequestIceServers) after registering
+  iceServersTimeoutMs: 5000, // wait that long for its answer, then go on without
+  iceTransportPolicy: null, // null: the browser's default ("all"); "relay": TURN only
   localStream: null, // null: getUserMedia({audio: true}) on connect()
   leaveRadius: 25,
   keepaliveMs: 5000,
@@ -30,6 +33,7 @@ const DEFAULTS = Object.freeze({
   statsIntervalMs: 200,
   reconnectBaseMs: 500,
   reconnectMaxMs: 30000,
+  resumable: true, // ask the server to hold the session through a dropped connection (protocol v1.1)
   peerRetryLimit: 5,
   peerRetryBaseMs: 1000,
   peerRetryMaxMs: 16000,
@@ -79,6 +83,46 @@ function parseDescription(text, expectedType) {
   return { type: d.type || expectedType, sdp: d.sdp };
 }
 
+// What the client knows of the server's ICE servers (see "ICE servers from
+// the server" in EarshotClient).
+function newIceState() {
+  return {
+    servers: null, // the last IceServers list, validated
+    refreshAt: 0, // Date.now() past which it is asked for again (ttl * 0.8)
+    expires: 0, // Date.now() past which its credentials are no longer used
+    refreshTimer: null,
+    unsupported: false, // the server answered "Unknown message type" (a v1 server)
+    askedWs: null, // the connection a request went out on
+    outstanding: false, // a request is unanswered
+    waitingWs: null, // the connection whose peer messages are held for the answer
+    held: [], // those messages, raw, in order
+    timer: null, // gives up waiting after iceServersTimeoutMs
+  };
+}
+
+// One entry of an IceServers list, shaped as RTCIceServer, or null.
+function iceServerEntry(e) {
+  if (!e || typeof e !== 'object') return null;
+  const urls = typeof e.urls === 'string' ? [e.urls] : e.urls;
+  if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string')) return null;
+  const out = { urls: [...urls] };
+  if (e.username !== undefined || e.credential !== undefined) {
+    if (typeof e.username !== 'string' || typeof e.credential !== 'string') return null;
+    out.username = e.username;
+    out.credential = e.credential;
+  }
+  return out;
+}
+
+// The messages that make or feed peer connections: held while the ICE servers are asked for.
+const HELD_FOR_ICE = new Set(['NearbyPeers', 'ReceiveOffer', 'ReceiveAnswer', 'ReceiveIceCandidate']);
+
+function newResumeState() {
+  // token: the latest Session's; lostAt: when the registered connection was
+  // lost (null while connected), so a resume is under way while it is set.
+  return { token: null, grace: 0, lostAt: null };
+}
+
 function errorMessage(err) {
   return err && err.message ? err.message : String(err);
 }
@@ -105,6 +149,10 @@ export class EarshotClient extends EventTarget {
     this.channel = toInt(o.channel, 'channel');
     this.gameId = o.gameId === null || o.gameId === undefined ? null : toInt(o.gameId, 'gameId');
     this.iceServers = o.iceServers;
+    this.iceServersFromServer = o.iceServersFromServer;
+    this.iceServersTimeoutMs = o.iceServersTimeoutMs;
+    this.iceTransportPolicy = o.iceTransportPolicy;
+    this._ice = newIceState();
     this.leaveRadius = o.leaveRadius;
     this.keepaliveMs = o.keepaliveMs;
     this.moveThrottleMs = o.moveThrottleMs;
@@ -112,6 +160,7 @@ export class EarshotClient extends EventTarget {
     this.statsIntervalMs = o.statsIntervalMs;
     this.reconnectBaseMs = o.reconnectBaseMs;
     this.reconnectMaxMs = o.reconnectMaxMs;
+    this.resumable = o.resumable !== false;
     this.peerRetryLimit = o.peerRetryLimit;
     this.peerRetryBaseMs = o.peerRetryBaseMs;
     this.peerRetryMaxMs = o.peerRetryMaxMs;
@@ -125,6 +174,7 @@ export class EarshotClient extends EventTarget {
     this._registered = false;
     this._reconnectAttempts = 0;
     this._reconnectTimer = null;
+    this._resume = newResumeState();
     this._keepaliveTimer = null;
     this._moveTimer = null;
     this._lastPositionSent = 0;
@@ -212,6 +262,7 @@ export class EarshotClient extends EventTarget {
     clearInterval(this._keepaliveTimer);
     clearInterval(this._statsTimer);
     this._reconnectTimer = this._moveTimer = this._keepaliveTimer = this._statsTimer = null;
+    this._iceStop();
     const ws = this._ws;
     this._ws = null;
     if (ws) {
@@ -227,6 +278,7 @@ export class EarshotClient extends EventTarget {
     }
     this._closeAllPeers('disconnect');
     this._registered = false;
+    this._resume = newResumeState();
     this._releaseLocalStream();
     if (wasWanted) this._emit('disconnected', { code, reason, willReconnect: false });
   }
@@ -369,17 +421,46 @@ export class EarshotClient extends EventTarget {
     this._ws = null;
     const wasRegistered = this._registered;
     this._registered = false;
-    this._nearby.clear();
-    this._closeAllPeers('disconnected');
+    // A connection lost without a goodbye is resumed when the server gave us a
+    // token: the peer connections stay up through the gap.
+    const resuming = this._wanted && this._resumeAfter(code, wasRegistered);
+    if (!resuming) {
+      this._resume = newResumeState();
+      this._nearby.clear();
+      this._closeAllPeers('disconnected');
+    }
     if (!this._wanted) return;
-    const delay = Math.min(this.reconnectMaxMs, this.reconnectBaseMs * 2 ** this._reconnectAttempts);
+    // Resuming: retry often enough to come back within the server's grace.
+    const cap = resuming ? Math.min(this.reconnectMaxMs, Math.max(this.reconnectBaseMs, this._resume.grace * 250)) : this.reconnectMaxMs;
+    const delay = Math.min(cap, this.reconnectBaseMs * 2 ** this._reconnectAttempts);
     const jittered = Math.round(delay * (0.75 + Math.random() * 0.5));
     this._reconnectAttempts++;
-    this._emit('disconnected', { code, reason, wasRegistered, willReconnect: true, retryInMs: jittered });
+    const detail = { code, reason, wasRegistered, willReconnect: true, retryInMs: jittered };
+    if (resuming) detail.resuming = true;
+    this._emit('disconnected', detail);
     this._reconnectTimer = setTimeout(() => {
       this._reconnectTimer = null;
       if (this._wanted) this._open();
     }, jittered);
+  }
+
+  // Resume after losing the socket with `code`? Only with a token, within the
+  // grace, and not after the server closed us on purpose (1000: another
+  // connection resumed us, or a timeout; 1008: taken over or dropped).
+  _resumeAfter(code, wasRegistered) {
+    const r = this._resume;
+    if (!r.token || !(r.grace > 0) || code === 1000 || code === 1008) return false;
+    if (wasRegistered) r.lostAt = Date.now();
+    else if (r.lostAt === null) return false;
+    return Date.now() - r.lostAt < r.grace * 1000;
+  }
+
+  // The resume was refused (expired, or the server restarted): register afresh.
+  _abandonResume() {
+    this._resume = newResumeState();
+    this._nearby.clear();
+    this._closeAllPeers('disconnected');
+    this._sendPosition();
   }
 
   _send(type, data) {
@@ -392,6 +473,10 @@ export class EarshotClient extends EventTarget {
   _positionPayload() {
     const d = { client_id: this.clientId, map_id: this.mapId, x: this.x, y: this.y, channel: this.channel };
     if (this.gameId !== null) d.game_id = this.gameId;
+    if (!this._registered) {
+      if (this._resume.lostAt !== null && this._resume.token) d.resume_token = this._resume.token;
+      else if (this.resumable) d.resumable = true;
+    }
     return d;
   }
 
@@ -425,6 +510,7 @@ export class EarshotClient extends EventTarget {
     }
     if (this._registered) this._keepaliveIfDue();
     if (!msg || typeof msg !== 'object') return;
+    if (this._iceGate(msg, raw)) return;
     const d = msg.data;
     switch (msg.type) {
       case 'NearbyPeers':
@@ -439,8 +525,20 @@ export class EarshotClient extends EventTarget {
       case 'ReceiveIceCandidate':
         if (d && typeof d.sender_id === 'string') this._onCandidate(d.sender_id, d.candidate);
         break;
+      case 'Session':
+        if (d && typeof d.resume_token === 'string') {
+          const resumed = this._resume.lostAt !== null;
+          const gapMs = resumed ? Date.now() - this._resume.lostAt : 0;
+          this._resume = { token: d.resume_token, grace: typeof d.grace === 'number' ? d.grace : 0, lostAt: null };
+          if (resumed) this._emit('resumed', { gapMs });
+        }
+        break;
       case 'Error': {
         const message = typeof d === 'string' ? d : JSON.stringify(d);
+        if (message === 'invalid resume token' && this._resume.lostAt !== null && !this._registered) {
+          this._abandonResume();
+          break;
+        }
         this._error('server', message);
         // Another connection took our client_id: reconnecting would take it
         // back and the two would fight forever.
@@ -503,7 +601,8 @@ export class EarshotClient extends EventTarget {
   }
 
   _createPc(peer) {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = new RTCPeerConnection(this._rtcConfiguration());
+    this._watchIceErrors(peer, pc);
     peer.pc = pc;
     peer.dc = null;
     peer.descriptionSent = false;
@@ -725,6 +824,131 @@ export class EarshotClient extends EventTarget {
 
   _closeAllPeers(reason) {
     for (const id of [...this._peers.keys()]) this._removePeer(id, reason);
+  }
+
+  // ---- ICE servers from the server ---------------------------------------
+  //
+  // After registering (the first NearbyPeers on a connection) the client
+  // sends RequestIceServers and holds every message that makes or feeds a
+  // peer connection until the IceServers answer (or iceServersTimeoutMs):
+  // so no peer connection starts without the TURN credentials. The list is
+  // asked for again at 80% of its ttl. A server that does not know the
+  // message (Error "Unknown message type: RequestIceServers") is not asked
+  // again; the iceServers option alone is used then.
+
+  /** The RTCConfiguration of a new peer connection: the iceServers option, then the server's. */
+  _rtcConfiguration() {
+    const ice = this._ice;
+    const fromServer = ice.servers && Date.now() < ice.expires ? ice.servers : [];
+    const config = { iceServers: [...this.iceServers, ...fromServer] };
+    if (this.iceTransportPolicy) config.iceTransportPolicy = this.iceTransportPolicy;
+    return config;
+  }
+
+  // Takes the server messages that concern the ICE servers, and holds the
+  // ones that must wait for them. True when msg was taken.
+  _iceGate(msg, raw) {
+    const ice = this._ice;
+    const ws = this._ws;
+    if (msg.type === 'IceServers') {
+      this._onIceServers(msg.data);
+      return true;
+    }
+    if (msg.type === 'Error' && ice.outstanding && typeof msg.data === 'string' && msg.data.startsWith('Unknown message type: RequestIceServers')) {
+      ice.unsupported = true;
+      ice.outstanding = false;
+      if (ice.waitingWs) this._iceRelease(true);
+      return true;
+    }
+    if (ice.waitingWs && ice.waitingWs !== ws) this._iceRelease(false); // a connection gone since
+    if (ice.waitingWs) {
+      if (!HELD_FOR_ICE.has(msg.type)) return false;
+      ice.held.push(raw);
+      return true;
+    }
+    if (msg.type !== 'NearbyPeers' || this._registered || !this.iceServersFromServer || ice.unsupported) return false;
+    const now = Date.now();
+    if (ice.servers && now < ice.refreshAt) {
+      // Registered again while the list is fresh: only its refresh is due.
+      if (!ice.refreshTimer) ice.refreshTimer = setTimeout(() => this._refreshIceServers(), ice.refreshAt - now);
+      return false;
+    }
+    if (ice.askedWs === ws) return false; // asked on this connection already (and gave up waiting)
+    // Registered just now: ask before any peer connection is made.
+    this._requestIceServers();
+    ice.waitingWs = ws;
+    ice.held.push(raw);
+    ice.timer = setTimeout(() => {
+      console.debug(`earshot: no IceServers within ${this.iceServersTimeoutMs} ms; going on without`);
+      this._iceRelease(true);
+    }, this.iceServersTimeoutMs);
+    return true;
+  }
+
+  _requestIceServers() {
+    const ice = this._ice;
+    ice.askedWs = this._ws;
+    ice.outstanding = this._send('RequestIceServers', null);
+  }
+
+  _onIceServers(d) {
+    const ice = this._ice;
+    ice.outstanding = false;
+    const entries = d && Array.isArray(d.ice_servers) ? d.ice_servers.map(iceServerEntry) : null;
+    const ttl = d ? d.ttl : undefined;
+    if (!entries || entries.includes(null) || !Number.isFinite(ttl) || ttl <= 0) {
+      this._error('protocol', `server sent an invalid IceServers: ${JSON.stringify(d)}`);
+    } else {
+      const now = Date.now();
+      ice.servers = entries;
+      ice.expires = now + ttl * 1000;
+      ice.refreshAt = now + ttl * 800;
+      clearTimeout(ice.refreshTimer);
+      ice.refreshTimer = setTimeout(() => this._refreshIceServers(), Math.min(ttl * 800, 0x7fffffff));
+      this._emit('iceservers', { iceServers: entries.map((e) => ({ ...e })), ttl });
+    }
+    if (ice.waitingWs) this._iceRelease(true);
+  }
+
+  _refreshIceServers() {
+    this._ice.refreshTimer = null;
+    // Not registered now: the next registration asks (the list is due).
+    if (this._registered && !this._ice.unsupported) this._requestIceServers();
+  }
+
+  // Stop holding; replay what was held when its connection is still the current one.
+  _iceRelease(replay) {
+    const ice = this._ice;
+    clearTimeout(ice.timer);
+    ice.timer = null;
+    const { held, waitingWs } = ice;
+    ice.held = [];
+    ice.waitingWs = null;
+    if (replay && waitingWs === this._ws) for (const raw of held) this._onMessage(raw);
+  }
+
+  _iceStop() {
+    const ice = this._ice;
+    clearTimeout(ice.refreshTimer);
+    ice.refreshTimer = null;
+    ice.askedWs = null;
+    ice.outstanding = false;
+    this._iceRelease(false);
+  }
+
+  // A STUN or TURN server answered with an error (401: the TURN server
+  // refused the credentials). 7xx codes (no answer, unreachable from one
+  // interface) are routine and only logged.
+  _watchIceErrors(peer, pc) {
+    pc.onicecandidateerror = (e) => {
+      if (peer.pc !== pc) return;
+      const text = `ICE server ${e.url || '?'} answered ${e.errorCode} ${e.errorText || ''}`.trim();
+      if (e.errorCode >= 300 && e.errorCode < 700) {
+        this._error('webrtc', `${text} (peer ${peer.id})`, { peerId: peer.id, url: e.url, errorCode: e.errorCode });
+      } else {
+        console.debug(`earshot: ${text}`);
+      }
+    };
   }
 
   // ---- data channel -----------------------------------------------------

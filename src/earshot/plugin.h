@@ -102,6 +102,11 @@ typedef struct earshot_join {
     const earshot_header *headers;
     size_t header_count;
     earshot_position pos;
+    /* 1 when the connection resumes a held session of client_id with its
+     * resume token (protocol v1.1): the client was registered before and
+     * its peers never saw it leave. Appended: hooks built before it never
+     * read it. */
+    int resume;
 } earshot_join;
 
 typedef enum earshot_relay_kind {

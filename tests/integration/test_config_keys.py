@@ -116,7 +116,7 @@ class KeyTableTest(unittest.TestCase):
 
     def test_check_config_enforces_the_printed_ranges(self):
         ranged = [r for r in self.rows if r["type"] in ("integer", "number")]
-        self.assertEqual(len(ranged), 13)
+        self.assertEqual(len(ranged), 19)
         for r in ranged:
             lo, hi = (float(v) for v in r["values"].split(" to "))
             leaf = r["key"].rpartition(".")[2]

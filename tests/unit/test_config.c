@@ -526,7 +526,8 @@ TEST(t_unknown_session_key)
     F;
     load_fails(f, "\nsession = {\n  idle = 3.0;\n};\n", 3,
                "unknown setting 'idle' in 'session' (known: takeover, idle_timeout, "
-               "refresh_interval)");
+               "refresh_interval, max_peers, swap_margin, resume_grace, resume_queue_messages, "
+               "resume_queue_bytes)");
 }
 
 TEST(t_unknown_log_key)

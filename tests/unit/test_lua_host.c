@@ -275,7 +275,7 @@ TEST(join_arguments_reach_the_script)
     assert_string_equal(reason, "1 {address=\"10.1.2.3\",channel=3,client_id=\"al\xc3\xaf" "ce\","
                                 "game_id=9,headers={authorization=\"Bearer t0k\",host=\"example."
                                 "org\",x-quote=\"a \\\"quoted\\\" value\"},map_id=2,path=\"/room/"
-                                "7\",query=\"token=abc&x=1\",x=-5,y=2147483647}");
+                                "7\",query=\"token=abc&x=1\",resume=false,x=-5,y=2147483647}");
 
     /* no headers, empty query */
     earshot_join k = {.client_id = "b",
@@ -284,11 +284,12 @@ TEST(join_arguments_reach_the_script)
                       .query = "",
                       .headers = NULL,
                       .header_count = 0,
-                      .pos = pos_at(INT32_MIN, 0, 0, -1, 0)};
+                      .pos = pos_at(INT32_MIN, 0, 0, -1, 0),
+                      .resume = 1};
     reason_reset();
     assert_int_equal(es_hooks_join(&W.h, &k, reason), 0);
     assert_string_equal(reason, "1 {address=\"::1\",channel=0,client_id=\"b\",game_id=-2147483648,"
-                                "headers={},map_id=0,path=\"/\",query=\"\",x=0,y=-1}");
+                                "headers={},map_id=0,path=\"/\",query=\"\",resume=true,x=0,y=-1}");
 }
 
 TEST(position_arguments_reach_the_script)

@@ -956,6 +956,80 @@ TEST(t_write_large_payload)
     free(payload);
 }
 
+/* ---- protocol v1.1: resuming ------------------------------------------------ */
+
+static const char *upd_extra(const char *extra)
+{
+    return fmt("{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"a\",\"map_id\":1,"
+               "\"x\":2,\"y\":3%s}}",
+               extra);
+}
+
+TEST(t_update_position_resumable)
+{
+    es_msg m;
+    MUST_PARSE(&m, upd_extra(""));
+    assert_int_equal(m.resumable, 0);
+    assert_null(m.resume_token);
+    es_msg_release(&m);
+    MUST_PARSE(&m, upd_extra(",\"resumable\":true"));
+    assert_int_equal(m.resumable, 1);
+    es_msg_release(&m);
+    MUST_PARSE(&m, upd_extra(",\"resumable\":false"));
+    assert_int_equal(m.resumable, 0);
+    es_msg_release(&m);
+    static const char *const bad[] = {"1", "0", "\"true\"", "null", "[]", "{}"};
+    for (size_t i = 0; i < ES_ARRAY_LEN(bad); i++)
+        EXPECT_ERROR(upd_extra(fmt(",\"resumable\":%s", bad[i])),
+                     "Invalid UpdatePosition: field 'resumable' must be true or false");
+}
+
+TEST(t_update_position_resume_token)
+{
+    es_msg m;
+    MUST_PARSE(&m, upd_extra(",\"resume_token\":\"AZaz09-_\""));
+    assert_non_null(m.resume_token);
+    assert_int_equal(m.resume_token_len, 8);
+    assert_string_equal(m.resume_token, "AZaz09-_");
+    es_msg_release(&m);
+    char longest[ES_RESUME_TOKEN_MAX + 2];
+    memset(longest, 'x', ES_RESUME_TOKEN_MAX);
+    longest[ES_RESUME_TOKEN_MAX] = '\0';
+    MUST_PARSE(&m, upd_extra(fmt(",\"resume_token\":\"%s\"", longest)));
+    assert_int_equal(m.resume_token_len, ES_RESUME_TOKEN_MAX);
+    es_msg_release(&m);
+    longest[ES_RESUME_TOKEN_MAX] = 'x';
+    longest[ES_RESUME_TOKEN_MAX + 1] = '\0';
+    const char *rule =
+        "Invalid UpdatePosition: field 'resume_token' must be 1 to 128 base64url characters "
+        "(A-Z a-z 0-9 - _)";
+    EXPECT_ERROR(upd_extra(fmt(",\"resume_token\":\"%s\"", longest)), rule);
+    static const char *const bad[] = {"\"\"",        "\"ab=\"", "\"a b\"",  "\"a+b\"", "\"a/b\"",
+                                      "\"\\u0000a\"", "\"é\"",  "1",        "null",    "true",
+                                      "[\"a\"]"};
+    for (size_t i = 0; i < ES_ARRAY_LEN(bad); i++)
+        EXPECT_ERROR(upd_extra(fmt(",\"resume_token\":%s", bad[i])), rule);
+    /* other messages ignore both, like any unknown field */
+    MUST_PARSE(&m, "{\"type\":\"SendOffer\",\"data\":{\"target_id\":\"b\",\"offer\":\"o\","
+                   "\"resumable\":7,\"resume_token\":\"=\"}}");
+    es_msg_release(&m);
+}
+
+TEST(t_write_session)
+{
+    BUF;
+    es_buf_reset(b);
+    es_protocol_write_session(b, "tok-_9", 6, 15.0);
+    assert_int_equal(b->len, strlen("{\"type\":\"Session\",\"data\":{\"resume_token\":\"tok-_9\",\"grace\":15}}"));
+    assert_memory_equal(es_buf_data(b),
+                        "{\"type\":\"Session\",\"data\":{\"resume_token\":\"tok-_9\",\"grace\":15}}",
+                        b->len);
+    es_buf_reset(b);
+    es_protocol_write_session(b, "x", 1, 2.5);
+    assert_memory_equal(es_buf_data(b),
+                        "{\"type\":\"Session\",\"data\":{\"resume_token\":\"x\",\"grace\":2.5}}", b->len);
+}
+
 int main(void)
 {
 #define W(fn) cmocka_unit_test_setup_teardown(fn, buf_setup, buf_teardown)
@@ -1016,6 +1090,9 @@ int main(void)
         W(t_writers_append_to_existing_content),
         W(t_parse_then_write_round_trip),
         W(t_write_large_payload),
+        cmocka_unit_test(t_update_position_resumable),
+        cmocka_unit_test(t_update_position_resume_token),
+        W(t_write_session),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }

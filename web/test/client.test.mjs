@@ -158,9 +158,10 @@ async function until(what, fn, timeout = 2000) {
 
 let clients = [];
 function makeClient(opts = {}) {
-  const c = new EarshotClient({ url: 'ws://test/', localStream, mapId: 1, ...opts });
+  // The fake server does not answer RequestIceServers unless a test says so.
+  const c = new EarshotClient({ url: 'ws://test/', localStream, mapId: 1, iceServersFromServer: false, ...opts });
   const events = [];
-  for (const type of ['connected', 'disconnected', 'peerjoined', 'peerleft', 'peerstate', 'position', 'speaking', 'error']) {
+  for (const type of ['connected', 'disconnected', 'peerjoined', 'peerleft', 'peerstate', 'position', 'speaking', 'error', 'iceservers']) {
     c.on(type, (detail) => events.push({ type, ...detail }));
   }
   c.events = events;
@@ -208,7 +209,7 @@ test('registers with UpdatePosition and keeps it alive', async () => {
   assert.equal(ws.url, 'ws://test/');
   assert.deepEqual(ws.sent[0], {
     type: 'UpdatePosition',
-    data: { client_id: 'me', map_id: 1, x: 3, y: -7, channel: 2, game_id: 9 },
+    data: { client_id: 'me', map_id: 1, x: 3, y: -7, channel: 2, game_id: 9, resumable: true },
   });
   assert.equal(c.state, 'connecting');
   ws.push('NearbyPeers', []);
@@ -454,4 +455,251 @@ test('moves are throttled but the last one always goes out', async () => {
   assert.ok(sent.length >= 1 && sent.length <= 3, `${sent.length} updates for 10 moves`);
   assert.equal(sent.at(-1).data.x, 10);
   assert.throws(() => c.move({ x: 'east' }), TypeError);
+});
+
+// ---- ICE servers from the server (RequestIceServers) -------------------------
+
+const STUN = { urls: ['stun:stun.example:3478'] };
+const TURN = { urls: ['turn:turn.example:3478', 'turns:turn.example:5349'], username: '1700086400:bob', credential: 'c2VjcmV0' };
+const nonIce = (ws) => ws.sent.map((m) => m.type).filter((t) => t !== 'UpdatePosition');
+
+test('ICE servers: asked for after registering, before any peer connection, and used for every one', async () => {
+  sdpCounter = 0;
+  const c = makeClient({ clientId: 'bob', iceServersFromServer: true, iceServers: [{ urls: 'stun:given.example' }] });
+  await c.connect();
+  const ws = FakeWebSocket.all[0];
+  assert.deepEqual(ws.sent.map((m) => m.type), ['UpdatePosition'], 'nothing asked before registration');
+  ws.push('NearbyPeers', ['alice']);
+  assert.deepEqual(ws.ofType('RequestIceServers'), [{ type: 'RequestIceServers', data: null }]);
+  // Until the answer: no peer, no connection, and what feeds one waits.
+  ws.push('ReceiveIceCandidate', { sender_id: 'alice', candidate: JSON.stringify({ candidate: 'early', sdpMid: '0', sdpMLineIndex: 0 }) });
+  await tick(5);
+  assert.equal(c.state, 'connecting');
+  assert.deepEqual(c.peers(), {});
+  assert.equal(FakePeerConnection.all.length, 0);
+  assert.deepEqual(nonIce(ws), ['RequestIceServers']);
+  ws.push('IceServers', { ice_servers: [STUN, TURN], ttl: 86400, extra: 1 });
+  assert.equal(c.state, 'connected');
+  await until('the offer', () => ws.ofType('SendOffer').length === 1);
+  assert.deepEqual(nonIce(ws), ['RequestIceServers', 'SendOffer', 'SendIceCandidate']);
+  const pc = FakePeerConnection.all[0];
+  assert.deepEqual(pc.config, { iceServers: [{ urls: 'stun:given.example' }, STUN, TURN] });
+  assert.deepEqual(c.events.filter((e) => e.type === 'iceservers'), [{ type: 'iceservers', iceServers: [STUN, TURN], ttl: 86400 }]);
+  // The held candidate was delivered in order, after the peer was made.
+  ws.push('ReceiveAnswer', { sender_id: 'alice', answer: JSON.stringify({ type: 'answer', sdp: 'v=0 a' }) });
+  await until('the held candidate', () => pc.added.length === 1);
+  assert.equal(pc.added[0].candidate, 'early');
+  // Later peers use the same list; nothing is asked again.
+  ws.push('NearbyPeers', ['alice', 'amy']);
+  await until('the second offer', () => ws.ofType('SendOffer').length === 2);
+  assert.deepEqual(FakePeerConnection.all[1].config, pc.config);
+  assert.equal(ws.ofType('RequestIceServers').length, 1);
+  assert.deepEqual(c.events.filter((e) => e.type === 'error'), []);
+});
+
+test('ICE servers: a v1 server (Unknown message type) leaves the iceServers option alone, silently, for good', async () => {
+  const c = makeClient({ clientId: 'bob', iceServersFromServer: true, iceServers: [{ urls: 'stun:given.example' }], reconnectBaseMs: 5, reconnectMaxMs: 5 });
+  await c.connect();
+  const ws = FakeWebSocket.all[0];
+  ws.push('NearbyPeers', ['alice']);
+  assert.equal(ws.ofType('RequestIceServers').length, 1);
+  ws.push('Error', 'Unknown message type: RequestIceServers');
+  assert.equal(c.state, 'connected');
+  await until('the offer', () => ws.ofType('SendOffer').length === 1);
+  assert.deepEqual(FakePeerConnection.all[0].config, { iceServers: [{ urls: 'stun:given.example' }] });
+  assert.deepEqual(c.events.filter((e) => e.type === 'error'), [], 'the expected refusal is no error event');
+  // Other Errors still are.
+  ws.push('Error', 'Unknown message type: Teleport');
+  assert.equal(c.events.filter((e) => e.type === 'error').length, 1);
+  // After a reconnect it is not asked again: registration goes straight on.
+  ws.drop(1006);
+  await until('the reconnect', () => FakeWebSocket.all.length === 2);
+  await tick(1);
+  const ws2 = FakeWebSocket.all[1];
+  ws2.push('NearbyPeers', ['alice']);
+  assert.equal(c.state, 'connected');
+  await until('the new offer', () => ws2.ofType('SendOffer').length === 1);
+  assert.equal(ws2.ofType('RequestIceServers').length, 0);
+});
+
+test('ICE servers: asked for again at 80% of the ttl; new peer connections use the new list', async () => {
+  const c = makeClient({ clientId: 'bob', iceServersFromServer: true });
+  await c.connect();
+  const ws = FakeWebSocket.all[0];
+  ws.push('NearbyPeers', []);
+  ws.push('IceServers', { ice_servers: [TURN], ttl: 0.1 });
+  assert.equal(c.state, 'connected');
+  await until('the second request', () => ws.ofType('RequestIceServers').length === 2);
+  const renewed = { ...TURN, username: '1700090000:bob', credential: 'bmV3' };
+  ws.push('IceServers', { ice_servers: [STUN, renewed], ttl: 0.5 }); // next refresh in 400 ms
+  ws.push('NearbyPeers', ['alice']);
+  await until('the offer', () => ws.ofType('SendOffer').length === 1);
+  assert.deepEqual(FakePeerConnection.all[0].config, { iceServers: [STUN, renewed] });
+  assert.equal(c.state, 'connected', 'a refresh holds nothing');
+  await until('the third request', () => ws.ofType('RequestIceServers').length === 3);
+  ws.push('IceServers', { ice_servers: [STUN, renewed], ttl: 0.5 });
+  c.disconnect();
+  assert.equal(c._ice.refreshTimer, null, 'disconnect() leaves no timer behind');
+  // Connecting again while the list is fresh: nothing held, nothing asked
+  // until the refresh is due, then asked on the new connection.
+  await c.connect();
+  const ws2 = FakeWebSocket.all[1];
+  ws2.push('NearbyPeers', []);
+  assert.equal(c.state, 'connected');
+  assert.equal(ws2.ofType('RequestIceServers').length, 0);
+  await until('the refresh on the new connection', () => ws2.ofType('RequestIceServers').length === 1);
+  assert.equal(ws.ofType('RequestIceServers').length, 3, 'none on the old connection');
+});
+
+test('ICE servers: no answer within iceServersTimeoutMs, or an invalid one, and the client goes on without', async () => {
+  const c = makeClient({ clientId: 'bob', iceServersFromServer: true, iceServersTimeoutMs: 20 });
+  await c.connect();
+  const ws = FakeWebSocket.all[0];
+  ws.push('NearbyPeers', ['alice']);
+  assert.equal(c.state, 'connecting');
+  await until('the offer', () => ws.ofType('SendOffer').length === 1);
+  assert.deepEqual(FakePeerConnection.all[0].config, { iceServers: [] });
+  assert.equal(c.state, 'connected');
+
+  const d = makeClient({ clientId: 'dan', iceServersFromServer: true });
+  await d.connect();
+  const ws2 = FakeWebSocket.all[1];
+  ws2.push('NearbyPeers', ['alice']);
+  ws2.push('IceServers', { ice_servers: [{ urls: ['turn:t'], username: 'u' }], ttl: 60 });
+  assert.equal(d.state, 'connected');
+  await until('the offer', () => ws2.ofType('SendOffer').length === 1);
+  assert.deepEqual(FakePeerConnection.all[1].config, { iceServers: [] });
+  const errors = d.events.filter((e) => e.type === 'error');
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].source, 'protocol');
+  assert.match(errors[0].message, /^server sent an invalid IceServers/);
+});
+
+test('ICE servers: what a lost connection held is dropped; the next registration asks again', async () => {
+  const c = makeClient({ clientId: 'bob', iceServersFromServer: true, reconnectBaseMs: 5, reconnectMaxMs: 5 });
+  await c.connect();
+  const ws = FakeWebSocket.all[0];
+  ws.push('NearbyPeers', ['alice']);
+  ws.drop(1006);
+  await until('the reconnect', () => FakeWebSocket.all.length === 2);
+  await tick(1);
+  const ws2 = FakeWebSocket.all[1];
+  ws2.push('NearbyPeers', ['amy']);
+  assert.equal(ws2.ofType('RequestIceServers').length, 1);
+  ws2.push('IceServers', { ice_servers: [], ttl: 600 });
+  await until('the offer', () => ws2.ofType('SendOffer').length === 1);
+  assert.deepEqual(Object.keys(c.peers()), ['amy']);
+  assert.deepEqual(c.events.filter((e) => e.type === 'peerjoined').map((e) => e.id), ['amy'], "the lost connection's list was never applied");
+  assert.equal(ws.ofType('SendOffer').length, 0);
+});
+
+test('iceTransportPolicy and ICE server errors', async () => {
+  const { c, ws } = await connected({ clientId: 'bob', iceTransportPolicy: 'relay' });
+  ws.push('NearbyPeers', ['alice']);
+  await until('the offer', () => ws.ofType('SendOffer').length === 1);
+  const pc = FakePeerConnection.all[0];
+  assert.deepEqual(pc.config, { iceServers: [], iceTransportPolicy: 'relay' });
+  pc.onicecandidateerror({ url: 'turn:127.0.0.1:3478?transport=udp', errorCode: 701, errorText: 'unreachable' });
+  assert.deepEqual(c.events.filter((e) => e.type === 'error'), [], '7xx is routine');
+  pc.onicecandidateerror({ url: 'turn:127.0.0.1:3478?transport=udp', errorCode: 401, errorText: 'Unauthorized' });
+  assert.deepEqual(c.events.filter((e) => e.type === 'error'), [{
+    type: 'error', source: 'webrtc', peerId: 'alice', url: 'turn:127.0.0.1:3478?transport=udp', errorCode: 401,
+    message: 'ICE server turn:127.0.0.1:3478?transport=udp answered 401 Unauthorized (peer alice)',
+  }]);
+});
+
+// ---- resuming a dropped connection (protocol v1.1) ---------------------------
+
+async function withPeer(opts = {}) {
+  const { c, ws } = await connected({ clientId: 'bob', reconnectBaseMs: 20, ...opts });
+  ws.push('Session', { resume_token: 'tok-1', grace: 15 });
+  ws.push('NearbyPeers', ['alice']);
+  await until('the offer', () => ws.ofType('SendOffer').length === 1);
+  const resumed = [];
+  c.on('resumed', (d) => resumed.push(d));
+  return { c, ws, pc: FakePeerConnection.all[0], resumed };
+}
+
+test('resume: opts in with its first UpdatePosition only', async () => {
+  const { ws } = await connected({ clientId: 'bob', keepaliveMs: 30 });
+  assert.equal(ws.sent[0].data.resumable, true);
+  await until('a keepalive', () => ws.ofType('UpdatePosition').length >= 2);
+  assert.equal('resumable' in ws.ofType('UpdatePosition')[1].data, false, 'only while not registered');
+  const off = makeClient({ clientId: 'carol', resumable: false });
+  await off.connect();
+  assert.equal('resumable' in FakeWebSocket.all.at(-1).sent[0].data, false);
+});
+
+test('resume: a dropped socket keeps the peers and resumes with the latest token', async () => {
+  const { c, ws, pc, resumed } = await withPeer();
+  ws.push('Session', { resume_token: 'tok-2', grace: 15 }); // the latest wins
+  ws.drop(1006);
+  await until('the disconnected event', () => c.events.some((e) => e.type === 'disconnected'));
+  const gone = c.events.find((e) => e.type === 'disconnected');
+  assert.equal(gone.resuming, true);
+  assert.equal(pc.closed, false, 'the peer connection stays up through the gap');
+  assert.deepEqual(Object.keys(c.peers()), ['alice']);
+  // the first attempt fails before it opens: still resuming
+  await until('attempt 2', () => FakeWebSocket.all.length === 2);
+  await tick(1);
+  assert.equal(FakeWebSocket.all[1].sent[0].data.resume_token, 'tok-2');
+  assert.equal('resumable' in FakeWebSocket.all[1].sent[0].data, false);
+  FakeWebSocket.all[1].drop(1006);
+  await until('attempt 3', () => FakeWebSocket.all.length === 3);
+  await tick(1);
+  const ws3 = FakeWebSocket.all[2];
+  assert.equal(ws3.sent[0].data.resume_token, 'tok-2');
+  ws3.push('NearbyPeers', ['alice']);
+  ws3.push('Session', { resume_token: 'tok-3', grace: 15 });
+  assert.equal(resumed.length, 1);
+  assert.equal(c.state, 'connected');
+  assert.equal(pc.closed, false);
+  assert.equal(FakePeerConnection.all.length, 1, 'no new peer connection');
+  assert.equal(ws3.ofType('SendOffer').length, 0, 'no new offer');
+  assert.equal(c.events.filter((e) => e.type === 'peerleft').length, 0);
+  // the next loss uses the newest token
+  ws3.drop(1006);
+  await until('attempt 4', () => FakeWebSocket.all.length === 4);
+  await tick(1);
+  assert.equal(FakeWebSocket.all[3].sent[0].data.resume_token, 'tok-3');
+});
+
+test('resume: a refused resume tears the peers down and registers afresh', async () => {
+  const { c, ws, pc } = await withPeer();
+  ws.drop(1006);
+  await until('attempt 2', () => FakeWebSocket.all.length === 2);
+  await tick(1);
+  const ws2 = FakeWebSocket.all[1];
+  assert.equal(ws2.sent[0].data.resume_token, 'tok-1');
+  ws2.push('Error', 'invalid resume token');
+  assert.equal(pc.closed, true);
+  assert.deepEqual(c.peers(), {});
+  const fresh = ws2.sent.at(-1);
+  assert.equal(fresh.type, 'UpdatePosition');
+  assert.equal(fresh.data.resumable, true);
+  assert.equal('resume_token' in fresh.data, false);
+  assert.equal(c.events.filter((e) => e.type === 'error').length, 0, 'not reported as an error');
+  ws2.push('NearbyPeers', ['alice']);
+  await until('a new offer', () => ws2.ofType('SendOffer').length === 1);
+});
+
+test('resume: not after a close 1000 or 1008, nor past the grace', async () => {
+  const { c, ws, pc } = await withPeer();
+  ws.drop(1000);
+  await until('the disconnected event', () => c.events.some((e) => e.type === 'disconnected'));
+  assert.equal(pc.closed, true);
+  await until('attempt 2', () => FakeWebSocket.all.length === 2);
+  await tick(1);
+  assert.equal('resume_token' in FakeWebSocket.all[1].sent[0].data, false);
+  const late = await withPeer();
+  late.ws.push('Session', { resume_token: 'tok-9', grace: 0.02 });
+  const t0 = FakeWebSocket.all.length;
+  late.ws.drop(1006);
+  await until('a reconnect', () => FakeWebSocket.all.length === t0 + 1);
+  await tick(40); // past the 20 ms grace
+  FakeWebSocket.all.at(-1).drop(1006);
+  await until('the peer torn down', () => late.pc.closed);
+  await until('another attempt', () => FakeWebSocket.all.length === t0 + 2);
+  await tick(1);
+  assert.equal('resume_token' in FakeWebSocket.all.at(-1).sent[0].data, false);
 });
