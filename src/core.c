@@ -302,6 +302,8 @@ static void unhold(es_core *c, es_session *s)
     c->nheld--;
     es_sendq_clear(&s->held_q);
     if (s->gone) {
+        es_addrcount_remove(&c->addrs, s->addr);
+        c->nheld_gone--;
         if (c->nhusks == c->husks_cap) {
             c->husks_cap = c->husks_cap ? c->husks_cap * 2 : 8;
             c->husks = es_xrealloc(c->husks, c->husks_cap * sizeof *c->husks);
@@ -341,7 +343,10 @@ static void flush(es_core *c)
             es_session *s = c->doomed[i];
             size_t bytes = es_delivery_discard(&c->delivery, s);
             SLOG(EARSHOT_LOG_WARN, "session", s, "dropped: send queue full (%zu bytes)", bytes);
-            lose(c, s); /* a stalled connection is what a network gap looks like */
+            /* It leaves, resumable or not: it is closed with 1008, which a
+             * client takes as "registered afresh", and a client that does
+             * not read is more likely stuck than cut off. */
+            unregister(c, s, EARSHOT_LEAVE_CLOSED);
             s->doomed = 0;
             close_session(c, s, ES_CLOSE_POLICY);
         }
@@ -793,6 +798,16 @@ static void compact(es_core *c)
 #endif
 }
 
+void es_core_goodbye(es_core *c, es_session *s)
+{
+    s->goodbye = 1;
+    if (s->held && !s->gone) {
+        unregister(c, s, EARSHOT_LEAVE_CLOSED);
+        unhold(c, s);
+        settle(c);
+    }
+}
+
 void es_core_closed(es_core *c, es_session *s)
 {
     if (!s->held && !s->closing)
@@ -811,16 +826,18 @@ void es_core_closed(es_core *c, es_session *s)
     es_dlist_unlink(&c->pend, &s->pend_node);
     es_keepalive_forget(&c->keepalive, s);
     es_dlist_unlink(&c->all, &s->all_node);
-    es_addrcount_remove(&c->addrs, s->addr);
     c->sessions--;
     if (s->held) {
-        /* the client lives on without a connection until it resumes */
+        /* the client lives on without a connection until it resumes, and
+         * still counts toward the connection limits (unhold) */
         es_delivery_discard(&c->delivery, s);
         s->conn = NULL;
         s->gone = 1;
+        c->nheld_gone++;
         SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed; session held");
         return;
     }
+    es_addrcount_remove(&c->addrs, s->addr);
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
     session_free(c, s);
     if (c->sessions == 0 && c->nheld == 0)

@@ -122,6 +122,8 @@ typedef struct es_core {
     es_dlist pend; /* not registered yet, by connect time, oldest first */
     es_dlist held; /* sessions held for a resume, oldest first */
     size_t nheld;
+    size_t nheld_gone; /* of those, whose connection is gone: they still count
+                        * toward max_connections and their address's limit */
     es_session **husks; /* resumed held sessions, freed at the end of the flush */
     size_t nhusks, husks_cap;
     unsigned char token_key[32]; /* resume tokens: HMAC-SHA256 key, random per process */
@@ -168,12 +170,9 @@ void es_core_flush(es_core *c);
 /* s sent a frame larger than cfg->max_frame_bytes. */
 void es_core_frame_too_large(es_core *c, es_session *s);
 /* The client sent a close frame (a clean goodbye): when its connection
- * closes, its session ends even if it could have been resumed. */
-static inline void es_core_goodbye(es_core *c, es_session *s)
-{
-    (void)c;
-    s->goodbye = 1;
-}
+ * closes, its session ends even if it could have been resumed; one held
+ * already (a ping went unanswered) ends now. */
+void es_core_goodbye(es_core *c, es_session *s);
 /* The connection is gone: unregister s, tell its peers, free s. A
  * resumable client whose connection was lost without a goodbye is held
  * instead (protocol v1.1): it stays registered for session.resume_grace
@@ -195,7 +194,12 @@ void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks);
  * connection is closed with 1001 once its queue is drained. */
 void es_core_shutdown(es_core *c);
 
-/* Open connections from this address (for the per-address limit). */
+/* What server.max_connections counts: open connections, and held sessions
+ * whose connection is gone (a resume will bring one back). */
+static inline size_t es_core_occupancy(const es_core *c) { return c->sessions + c->nheld_gone; }
+
+/* Open connections from this address (for the per-address limit), and
+ * held sessions from it whose connection is gone. */
 size_t es_core_address_connections(const es_core *c, const char *address);
 
 /* Registered client count. */

@@ -88,6 +88,9 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
          "counted at each evaluation of a client that moved, joined or lost a peer "
          "(a pair still left out at the next evaluation counts again).");
     put(out, "earshot_capped_out_total %llu\n", (unsigned long long)c->matcher.capped_out);
+    head(out, "earshot_crowd_cascade_cuts_total", "counter",
+         "Crowd-cap cascades cut short after 256 re-evaluations; the rest settles as clients move.");
+    put(out, "earshot_crowd_cascade_cuts_total %llu\n", (unsigned long long)c->matcher.cascade_cuts);
 #if defined(__GLIBC__)
     /* What the allocator holds for live objects, as opposed to RSS, which
      * also counts free heap the allocator keeps (fragmentation). */

@@ -125,14 +125,14 @@ static int base64url_char(unsigned char c)
 static int get_resume_fields(field_ctx *fc, json_t *data, es_msg *msg)
 {
     json_t *v = json_object_get(data, "resumable");
-    if (v) {
+    if (v && !json_is_null(v)) {
         if (!json_is_boolean(v))
             return fail(fc, "field '%s' must be true or false", "resumable");
         msg->resumable = json_is_true(v);
     }
     v = json_object_get(data, "resume_token");
-    if (!v)
-        return 0;
+    if (!v || json_is_null(v))
+        return 0; /* null: absent */
     const char *t = json_is_string(v) ? json_string_value(v) : NULL;
     size_t n = t ? json_string_length(v) : 0;
     int ok = t && n >= 1 && n <= ES_RESUME_TOKEN_MAX;

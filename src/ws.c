@@ -331,7 +331,7 @@ int es_ws_confirm_upgrade(es_ws *ws, struct lws *wsi)
         status = HTTP_STATUS_SERVICE_UNAVAILABLE, why = "stopping", reason = ES_REFUSED_FULL;
     } else if (!origin_allowed(cfg, wsi)) {
         status = HTTP_STATUS_FORBIDDEN, why = "origin not allowed", reason = ES_REFUSED_ORIGIN;
-    } else if (cfg->max_connections && ws->core->sessions >= cfg->max_connections) {
+    } else if (cfg->max_connections && es_core_occupancy(ws->core) >= cfg->max_connections) {
         status = HTTP_STATUS_SERVICE_UNAVAILABLE, why = "server full", reason = ES_REFUSED_FULL;
     } else if (cfg->max_connections_per_address &&
                es_core_address_connections(ws->core, addr) >= cfg->max_connections_per_address) {

@@ -102,10 +102,12 @@ typedef struct earshot_join {
     const earshot_header *headers;
     size_t header_count;
     earshot_position pos;
-    /* 1 when the connection resumes a held session of client_id with its
-     * resume token (protocol v1.1): the client was registered before and
-     * its peers never saw it leave. Appended: hooks built before it never
-     * read it. */
+    /* 1 when the connection claims to resume a session of client_id with a
+     * resume token (protocol v1.1). The token is checked after the join
+     * chain allowed it: a refused token changes nothing, whatever the join
+     * hooks said. On a valid one the client was registered before and its
+     * peers never saw it leave. Appended: hooks built before it never read
+     * it. */
     int resume;
 } earshot_join;
 

@@ -978,7 +978,12 @@ TEST(t_update_position_resumable)
     MUST_PARSE(&m, upd_extra(",\"resumable\":false"));
     assert_int_equal(m.resumable, 0);
     es_msg_release(&m);
-    static const char *const bad[] = {"1", "0", "\"true\"", "null", "[]", "{}"};
+    /* null is the same as absent */
+    MUST_PARSE(&m, upd_extra(",\"resumable\":null,\"resume_token\":null"));
+    assert_int_equal(m.resumable, 0);
+    assert_null(m.resume_token);
+    es_msg_release(&m);
+    static const char *const bad[] = {"1", "0", "\"true\"", "[]", "{}"};
     for (size_t i = 0; i < ES_ARRAY_LEN(bad); i++)
         EXPECT_ERROR(upd_extra(fmt(",\"resumable\":%s", bad[i])),
                      "Invalid UpdatePosition: field 'resumable' must be true or false");
@@ -1005,7 +1010,7 @@ TEST(t_update_position_resume_token)
         "(A-Z a-z 0-9 - _)";
     EXPECT_ERROR(upd_extra(fmt(",\"resume_token\":\"%s\"", longest)), rule);
     static const char *const bad[] = {"\"\"",        "\"ab=\"", "\"a b\"",  "\"a+b\"", "\"a/b\"",
-                                      "\"\\u0000a\"", "\"é\"",  "1",        "null",    "true",
+                                      "\"\\u0000a\"", "\"é\"",  "1",        "true",
                                       "[\"a\"]"};
     for (size_t i = 0; i < ES_ARRAY_LEN(bad); i++)
         EXPECT_ERROR(upd_extra(fmt(",\"resume_token\":%s", bad[i])), rule);

@@ -722,6 +722,72 @@ TEST(t_ping_timeout_holds)
     EXPECT_NONE(b);
 }
 
+TEST(t_goodbye_after_a_ping_timeout_ends_the_hold)
+{
+    F;
+    START(f, .idle = -1, .refresh = -1, .ping = 10);
+    char tok[256];
+    es_session *a = resumable_at(f, "a", 0, 0, "10.0.0.1", tok);
+    es_session *b = client_at(f, "b", 5, 0);
+    drain_all(f);
+    for (g_now = 1000.5; g_now < 1011.0; g_now += 0.1) {
+        es_core_heard(&f->core, b);
+        es_core_tick(&f->core);
+    }
+    es_local_done(a, ES_WRITE_PING);
+    es_core_ping_sent(&f->core, a);
+    for (; g_now < 1022.5; g_now += 0.1) {
+        es_core_heard(&f->core, b);
+        es_core_tick(&f->core);
+    }
+    assert_true(a->held);
+    EXPECT_NONE(b);
+    /* the client answers the 1001 with its own close frame: a goodbye */
+    close_frame(f, a);
+    EXPECT(b, NO_PEERS);
+    assert_int_equal(f->core.nheld, 0);
+    EXPECT(resume_from(f, "10.0.0.1", "a", 0, 0, tok), ERR("invalid resume token"));
+}
+
+TEST(t_held_sessions_count_toward_the_connection_limits)
+{
+    F;
+    START(f, .idle = -1, .refresh = -1);
+    char tok[256];
+    es_session *a = resumable_at(f, "a", 0, 0, "10.0.0.7", tok);
+    client_at(f, "b", 5, 0);
+    assert_int_equal(es_core_occupancy(&f->core), 2);
+    assert_int_equal(es_core_address_connections(&f->core, "10.0.0.7"), 1);
+    lose_connection(f, a);
+    /* its connection is gone, its place is not */
+    assert_int_equal(f->core.sessions, 1);
+    assert_int_equal(es_core_occupancy(&f->core), 2);
+    assert_int_equal(es_core_address_connections(&f->core, "10.0.0.7"), 1);
+    /* resumed from elsewhere: the new connection's address counts instead */
+    es_session *n = resume_from(f, "10.0.0.8", "a", 0, 0, tok);
+    assert_true(n->registered);
+    assert_int_equal(es_core_occupancy(&f->core), 2);
+    assert_int_equal(es_core_address_connections(&f->core, "10.0.0.7"), 0);
+    assert_int_equal(es_core_address_connections(&f->core, "10.0.0.8"), 1);
+    /* lost again and let go: nothing is left counted */
+    lose_connection(f, n);
+    assert_int_equal(es_core_address_connections(&f->core, "10.0.0.8"), 1);
+    g_now += 16;
+    es_core_tick(&f->core);
+    assert_int_equal(es_core_occupancy(&f->core), 1);
+    assert_int_equal(es_core_address_connections(&f->core, "10.0.0.8"), 0);
+}
+
+TEST(t_null_resume_fields_are_absent)
+{
+    F;
+    START(f, .idle = -1, .refresh = -1);
+    es_session *s = open_from(f, "10.0.0.1");
+    frame(f, s, upd_r("v", 0, 0, ",\"resumable\":null,\"resume_token\":null"));
+    assert_true(s->registered);
+    EXPECT(s, NO_PEERS); /* no Session: it did not opt in */
+}
+
 /* ---- relays to a held session ---------------------------------------------- */
 
 TEST(t_relays_kept_in_order_up_to_the_count)
@@ -884,7 +950,7 @@ TEST(t_held_session_outlives_every_connection_then_memory_is_freed)
     assert_int_equal(es_grid_live_cells(&f->core.grid), 0);
 }
 
-TEST(t_send_queue_overflow_holds)
+TEST(t_send_queue_overflow_ends_the_session)
 {
     F;
     START(f, .max_frame = 2048, .sendq = 4096, .idle = -1, .refresh = -1, .rq_msgs = 8,
@@ -900,15 +966,16 @@ TEST(t_send_queue_overflow_holds)
         frame(f, a, msg);
     assert_true(slow->closing);
     assert_int_equal(slow->close_code, ES_CLOSE_POLICY);
-    assert_true(slow->held);
+    assert_false(slow->held);
+    assert_false(slow->registered);
     assert_int_equal(f->core.stats.sendq_overflows, 1);
-    EXPECT_NONE(a); /* its peer sees nothing */
-    /* relays now wait for the resume */
-    frame(f, a, relay_json("SendAnswer", "answer", "slow", "\"kept\""));
-    EXPECT_NONE(a);
+    EXPECT(a, NO_PEERS); /* its peer is told at once */
+    frame(f, a, relay_json("SendAnswer", "answer", "slow", "\"lost\""));
+    EXPECT(a, ERR("Client slow not found"));
     close_session(f, slow);
     es_session *n = resume_from(f, "10.0.0.9", "slow", 5, 0, tok);
-    EXPECT(n, PEERS("a"), SESSION(15), ANSWER("a", "kept"));
+    EXPECT(n, ERR("invalid resume token"));
+    assert_false(n->registered);
     EXPECT_NONE(a);
 }
 
@@ -984,7 +1051,10 @@ int main(void)
         T(t_non_resumable_client_leaves_at_once),
         T(t_shutdown_lets_held_sessions_go),
         T(t_held_session_outlives_every_connection_then_memory_is_freed),
-        T(t_send_queue_overflow_holds),
+        T(t_send_queue_overflow_ends_the_session),
+        T(t_goodbye_after_a_ping_timeout_ends_the_hold),
+        T(t_held_sessions_count_toward_the_connection_limits),
+        T(t_null_resume_fields_are_absent),
         T(t_resume_before_the_lost_connection_closes),
         T(t_batched_session_follows_its_nearby_peers),
     };
