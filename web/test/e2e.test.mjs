@@ -12,41 +12,20 @@
 // Three players, each a page of the demo: A (0,0) and B (10,0) on map 1 are
 // in earshot of each other, C (100,0) on map 1 is not.
 
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile, access } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  here, WEB_DIR, stop as stopServer, pluginsAndHooks, startEarshot, launchChromium,
+  makeWaitFor, openPage, peerConnected, audioAtLeast, audioBytes, makeSteps,
+} from './e2e-harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const WEB_DIR = path.resolve(here, '..');
-const EARSHOT_BIN = process.env.EARSHOT_BIN || '/work/main/build/earshot';
-const PLUGIN_DIR = process.env.EARSHOT_PLUGIN_DIR || '/work/main/build/plugins';
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = process.env.E2E_ARTIFACTS || path.join(here, 'artifacts');
 
 const STATE_TIMEOUT = 20_000; // for anything WebRTC has to negotiate
 const STEP_TIMEOUT = 60_000;
-
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--autoplay-policy=no-user-gesture-required',
-  // Host candidates as plain loopback addresses, not mDNS names.
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
 
 let server; // {proc, port, log}
 let context; // the browser (a persistent context on a fresh profile)
@@ -57,151 +36,42 @@ const pageErrors = []; // uncaught exceptions in any page
 // ---- the server ------------------------------------------------------------
 
 async function startServer(port = 0) {
-  await access(EARSHOT_BIN).catch(() => {
-    throw new Error(`earshot binary not found at ${EARSHOT_BIN} (set EARSHOT_BIN)`);
-  });
-  const cfg = path.join(tmp, 'earshot.cfg');
   // The stock matching rule and relay guard, this folder as web_dir, and an
   // OS-chosen port at first (read back from the "listening on" log line).
-  await writeFile(
-    cfg,
+  const srv = await startEarshot(
+    path.join(tmp, 'earshot.cfg'),
     `server = { address = "127.0.0.1"; port = ${port}; web = true; metrics = "loopback"; };
 session = { takeover = "same_address"; idle_timeout = 15.0; refresh_interval = 5.0; };
 log = { level = "info"; format = "text"; };
-plugin_dir = ${JSON.stringify(PLUGIN_DIR)};
-web_dir = ${JSON.stringify(WEB_DIR)};
-hooks = (
-  { type = "plugin"; name = "relay_guard"; settings = { grace = 30.0; }; },
-  { type = "plugin"; name = "proximity"; settings = { radius = 20; leave_radius = 25; }; }
-);
-`,
+${pluginsAndHooks(WEB_DIR)}`,
   );
-  const proc = spawn(EARSHOT_BIN, ['-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const srv = { proc, port: 0, log: '', exited: null };
-  const onData = (chunk) => {
-    srv.log += chunk.toString();
-  };
-  proc.stdout.on('data', onData);
-  proc.stderr.on('data', onData);
-  srv.exitedPromise = new Promise((resolve) => proc.on('exit', (code, signal) => resolve((srv.exited = { code, signal }))));
-  // Never leave a server behind, whatever way this process ends.
-  process.once('exit', () => srv.exited || proc.kill('SIGKILL'));
-  const deadline = Date.now() + 10_000;
-  while (!srv.port) {
-    const m = /listening on wss?:\/\/[^\s]*:(\d+)\//.exec(srv.log);
-    if (m) srv.port = Number(m[1]);
-    else if (srv.exited) throw new Error(`earshot exited (${JSON.stringify(srv.exited)}) before listening:\n${srv.log}`);
-    else if (Date.now() > deadline) throw new Error(`earshot did not say where it listens within 10 s:\n${srv.log}`);
-    else await new Promise((r) => setTimeout(r, 50));
-  }
   const health = await fetch(`http://127.0.0.1:${srv.port}/healthz`);
   assert.equal(health.status, 200, 'GET /healthz');
   return srv;
 }
 
-async function stopServer(srv) {
-  if (!srv || srv.exited) return;
-  srv.proc.kill('SIGTERM');
-  const timer = setTimeout(() => srv.proc.kill('SIGKILL'), 8_000);
-  await srv.exitedPromise;
-  clearTimeout(timer);
-}
-
 // ---- pages -----------------------------------------------------------------
 
-async function openPlayer(id, name, x, y, map = 1) {
-  const page = await context.newPage();
-  page.on('pageerror', (err) => pageErrors.push(`${id}: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') console.log(`[page ${id}] console error: ${msg.text()}`);
-  });
-  const q = new URLSearchParams({ id, name, map: String(map), x: String(x), y: String(y), autoconnect: '1' });
-  await page.goto(`http://127.0.0.1:${server.port}/?${q}`);
-  pages[id] = page;
-  await waitFor(page, `${id} registered`, () => window.earshot && window.earshot.state === 'connected');
-  return page;
-}
+// Poll the page until fn(arg) is truthy; on timeout, fail with its view of its peers.
+const waitFor = makeWaitFor(STATE_TIMEOUT);
 
-/**
- * Evaluate fn(arg) in the page (it may be async) every 100 ms until it returns
- * something truthy, and return that. On timeout, fail with the page's view of
- * its peers.
- */
-async function waitFor(page, what, fn, arg, timeout = STATE_TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  let lastError = null;
-  for (;;) {
-    try {
-      const value = await page.evaluate(fn, arg);
-      if (value) return value;
-      lastError = null;
-    } catch (err) {
-      if (page.isClosed()) throw err;
-      lastError = err; // e.g. the page is navigating; keep polling
-    }
-    if (Date.now() >= deadline) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  let state = '(page gone)';
-  try {
-    state = JSON.stringify(
-      await page.evaluate(() => ({
-        state: window.earshot && window.earshot.state,
-        peers: window.earshot && window.earshot.peers(),
-        errors: window.demo.errors,
-      })),
-    );
-  } catch (_) {
-    /* the page is closed */
-  }
-  const why = lastError ? `; last error: ${lastError.message.split('\n')[0]}` : '';
-  throw new assert.AssertionError({ message: `timed out after ${timeout} ms waiting for ${what}; page state: ${state}${why}` });
+async function openPlayer(id, name, x, y, map = 1) {
+  const q = new URLSearchParams({ id, name, map: String(map), x: String(x), y: String(y), autoconnect: '1' });
+  return openPage({
+    context, id, url: `http://127.0.0.1:${server.port}/?${q}`, pageErrors, waitFor, logConsoleErrors: true,
+    onPage: (page) => (pages[id] = page),
+  });
 }
 
 const peersOf = (page) => page.evaluate(() => window.earshot.peers());
 
 function connectedTo(page, peerId, what) {
-  return waitFor(
-    page,
-    what,
-    (id) => {
-      const p = window.earshot.peers()[id];
-      const pc = window.earshot.peerConnection(id);
-      return p && p.state === 'connected' && pc && pc.connectionState === 'connected';
-    },
-    peerId,
-  );
-}
-
-/** bytesReceived over all inbound audio RTP streams from one peer. */
-function audioBytes(page, peerId) {
-  return page.evaluate(async (id) => {
-    const pc = window.earshot.peerConnection(id);
-    if (!pc) return -1;
-    let bytes = 0;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived || 0;
-    });
-    return bytes;
-  }, peerId);
+  return waitFor(page, what, peerConnected, peerId);
 }
 
 // Run the scenario's steps in order; once one fails, the rest are skipped.
-let broken = null;
-function step(name, fn) {
-  test(name, { timeout: STEP_TIMEOUT }, async (t) => {
-    if (broken) {
-      t.skip(`skipped: "${broken}" failed`);
-      return;
-    }
-    try {
-      await fn(t);
-    } catch (err) {
-      broken = name;
-      throw err;
-    }
-  });
-}
+const steps = makeSteps(STEP_TIMEOUT);
+const step = steps.step;
 
 // ---- setup -----------------------------------------------------------------
 
@@ -209,23 +79,13 @@ before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'earshot-e2e-'));
   await mkdir(ARTIFACTS, { recursive: true });
   server = await startServer(0);
-  await access(CHROMIUM_BIN).catch(() => {
-    throw new Error(`Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
-  });
-  const profile = path.join(tmp, 'chromium-profile');
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM_BIN,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1200, height: 720 },
-    timeout: 30_000,
-  });
+  context = await launchChromium(path.join(tmp, 'chromium-profile'), { viewport: { width: 1200, height: 720 } });
 });
 
 after(async () => {
   if (context) await context.close().catch(() => {});
   await stopServer(server);
-  if (server && (process.env.E2E_VERBOSE || broken)) console.log(`---- earshot log ----\n${server.log}`);
+  if (server && (process.env.E2E_VERBOSE || steps.broken)) console.log(`---- earshot log ----\n${server.log}`);
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -285,14 +145,7 @@ step('audio flows both ways', async () => {
     await waitFor(
       page,
       `inbound audio from ${from} at ${to} to grow past ${start + 4000} bytes`,
-      async ({ id, want }) => {
-        const pc = window.earshot.peerConnection(id);
-        let bytes = 0;
-        (await pc.getStats()).forEach((s) => {
-          if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived || 0;
-        });
-        return bytes >= want;
-      },
+      audioAtLeast,
       { id: from, want: start + 4000 },
     );
     console.log(`${to} received 4000 more bytes of audio from ${from} in ${Date.now() - t0} ms (from ${start}, now ${await audioBytes(page, from)})`);

@@ -16,38 +16,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile, access } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const WEB_DIR = path.resolve(here, '..');
-const EARSHOT_BIN = process.env.EARSHOT_BIN || '/work/main/build/earshot';
-const PLUGIN_DIR = process.env.EARSHOT_PLUGIN_DIR || '/work/main/build/plugins';
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+import {
+  WEB_DIR, sleep, stop as stopServer, pluginsAndHooks, startEarshot, launchChromium,
+  makeWaitFor, openPage, peerConnected, audioAtLeast, audioBytes,
+} from './e2e-harness.mjs';
 
 const STATE_TIMEOUT = 20_000;
 const REFUSE_MS = 2_000;
-
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
 
 let server;
 let proxy;
@@ -57,50 +36,14 @@ const pageErrors = [];
 
 // ---- the server ------------------------------------------------------------
 
-async function startServer() {
-  await access(EARSHOT_BIN).catch(() => {
-    throw new Error(`earshot binary not found at ${EARSHOT_BIN} (set EARSHOT_BIN)`);
-  });
-  const cfg = path.join(tmp, 'earshot.cfg');
-  await writeFile(
-    cfg,
+function startServer() {
+  return startEarshot(
+    path.join(tmp, 'earshot.cfg'),
     `server = { address = "127.0.0.1"; port = 0; web = true; metrics = "loopback"; };
 session = { takeover = "same_address"; idle_timeout = 15.0; refresh_interval = 5.0; resume_grace = 15.0; };
 log = { level = "info"; format = "text"; };
-plugin_dir = ${JSON.stringify(PLUGIN_DIR)};
-web_dir = ${JSON.stringify(WEB_DIR)};
-hooks = (
-  { type = "plugin"; name = "relay_guard"; settings = { grace = 30.0; }; },
-  { type = "plugin"; name = "proximity"; settings = { radius = 20; leave_radius = 25; }; }
-);
-`,
+${pluginsAndHooks(WEB_DIR)}`,
   );
-  const proc = spawn(EARSHOT_BIN, ['-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const srv = { proc, port: 0, log: '', exited: null };
-  const onData = (chunk) => {
-    srv.log += chunk.toString();
-  };
-  proc.stdout.on('data', onData);
-  proc.stderr.on('data', onData);
-  srv.exitedPromise = new Promise((resolve) => proc.on('exit', (code, signal) => resolve((srv.exited = { code, signal }))));
-  process.once('exit', () => srv.exited || proc.kill('SIGKILL'));
-  const deadline = Date.now() + 10_000;
-  while (!srv.port) {
-    const m = /listening on wss?:\/\/[^\s]*:(\d+)\//.exec(srv.log);
-    if (m) srv.port = Number(m[1]);
-    else if (srv.exited) throw new Error(`earshot exited (${JSON.stringify(srv.exited)}) before listening:\n${srv.log}`);
-    else if (Date.now() > deadline) throw new Error(`earshot did not say where it listens within 10 s:\n${srv.log}`);
-    else await new Promise((r) => setTimeout(r, 50));
-  }
-  return srv;
-}
-
-async function stopServer(srv) {
-  if (!srv || srv.exited) return;
-  srv.proc.kill('SIGTERM');
-  const timer = setTimeout(() => srv.proc.kill('SIGKILL'), 8_000);
-  await srv.exitedPromise;
-  clearTimeout(timer);
 }
 
 async function metric(name) {
@@ -157,26 +100,12 @@ function startProxy(target) {
 
 // ---- pages -----------------------------------------------------------------
 
-async function waitFor(page, what, fn, arg, timeout = STATE_TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await page.evaluate(fn, arg).catch((err) => {
-      if (page.isClosed()) throw err;
-      return null;
-    });
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = makeWaitFor(STATE_TIMEOUT);
 
 async function openPlayer(id, name, x, y, wsUrl) {
-  const page = await context.newPage();
-  page.on('pageerror', (err) => pageErrors.push(`${id}: ${err.message}`));
   const q = new URLSearchParams({ id, name, map: '1', x: String(x), y: String(y), autoconnect: '1' });
   if (wsUrl) q.set('server', wsUrl);
-  await page.goto(`http://127.0.0.1:${server.port}/?${q}`);
-  await waitFor(page, `${id} registered`, () => window.earshot && window.earshot.state === 'connected');
+  const page = await openPage({ context, id, url: `http://127.0.0.1:${server.port}/?${q}`, pageErrors, waitFor });
   // What this test watches, recorded from the start.
   await page.evaluate(() => {
     window.__seen = { peerleft: [], resumed: [], disconnected: [], sessions: 0 };
@@ -188,26 +117,8 @@ async function openPlayer(id, name, x, y, wsUrl) {
 }
 
 function connectedTo(page, peerId, what) {
-  return waitFor(page, what, (id) => {
-    const p = window.earshot.peers()[id];
-    const pc = window.earshot.peerConnection(id);
-    return p && p.state === 'connected' && pc && pc.connectionState === 'connected';
-  }, peerId);
+  return waitFor(page, what, peerConnected, peerId);
 }
-
-function audioBytes(page, peerId) {
-  return page.evaluate(async (id) => {
-    const pc = window.earshot.peerConnection(id);
-    if (!pc) return -1;
-    let bytes = 0;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived || 0;
-    });
-    return bytes;
-  }, peerId);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- setup -----------------------------------------------------------------
 
@@ -215,16 +126,7 @@ before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'earshot-resume-e2e-'));
   server = await startServer();
   proxy = await startProxy(server.port);
-  await access(CHROMIUM_BIN).catch(() => {
-    throw new Error(`Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
-  });
-  context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
-    executablePath: CHROMIUM_BIN,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1000, height: 700 },
-    timeout: 30_000,
-  });
+  context = await launchChromium(path.join(tmp, 'chromium-profile'), { viewport: { width: 1000, height: 700 } });
 });
 
 after(async () => {
@@ -245,14 +147,8 @@ test('a cut WebSocket is resumed while the audio keeps flowing', { timeout: 90_0
   assert.ok(await a.evaluate(() => window.earshot._resume.token), 'A got a Session (resume token)');
   // audio flows both ways before the cut
   const startAtB = await audioBytes(b, 'A');
-  await waitFor(b, 'audio from A at B', async (start) => {
-    const pc = window.earshot.peerConnection('A');
-    let bytes = 0;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived || 0;
-    });
-    return bytes > start + 2000;
-  }, startAtB);
+  // more than 2000 bytes more
+  await waitFor(b, 'audio from A at B', audioAtLeast, { id: 'A', want: startAtB + 2001 });
   await a.evaluate(() => (window.__pcB = window.earshot.peerConnection('B')));
   await b.evaluate(() => (window.__pcA = window.earshot.peerConnection('A')));
   const resumesBefore = await metric('earshot_resumes_total');
@@ -297,14 +193,7 @@ test('a cut WebSocket is resumed while the audio keeps flowing', { timeout: 90_0
   // the resumed signaling works: a move reaches B over the data channel and
   // the server still lists A for B
   const after = await audioBytes(b, 'A');
-  await waitFor(b, 'audio from A at B after the resume', async (start) => {
-    const pc = window.earshot.peerConnection('A');
-    let bytes = 0;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived || 0;
-    });
-    return bytes > start + 2000;
-  }, after);
+  await waitFor(b, 'audio from A at B after the resume', audioAtLeast, { id: 'A', want: after + 2001 });
   assert.match(server.log, /resumed \(/, 'the server logged the resume');
   assert.doesNotMatch(server.log, /left \(/, 'nobody left');
   assert.deepEqual(pageErrors, []);

@@ -16,7 +16,7 @@
 // Everything it starts (coturn, earshot, Chromium) listens on 127.0.0.1 only
 // and is stopped at the end, also when a step fails.
 
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,36 +25,17 @@ import { mkdtemp, mkdir, rm, writeFile, copyFile, access, readFile } from 'node:
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  WEB_DIR, sleep, track, stop, pluginsAndHooks, startEarshot as startEarshotWith, launchChromium,
+  makeWaitFor, openPage, peerConnected, audioAtLeast, audioBytes, makeSteps,
+} from './e2e-harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const WEB_DIR = path.resolve(here, '..');
-const EARSHOT_BIN = process.env.EARSHOT_BIN || '/work/main/build/earshot';
-const PLUGIN_DIR = process.env.EARSHOT_PLUGIN_DIR || '/work/main/build/plugins';
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const TURNSERVER_BIN = process.env.TURNSERVER_BIN || '/usr/bin/turnserver';
 
 const SECRET = 'coturn-and-earshot-share-this';
 const REALM = 'earshot.test';
 const STATE_TIMEOUT = 30_000;
 const STEP_TIMEOUT = 90_000;
-
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
 
 // A page that is one player: the client library with relay-only peer
 // connections, its events recorded for the test.
@@ -91,28 +72,6 @@ const pages = {};
 const pageErrors = [];
 
 // ---- processes ---------------------------------------------------------------
-
-function track(proc, name) {
-  const p = { proc, log: '', exited: null, name };
-  const onData = (chunk) => {
-    p.log += chunk.toString();
-  };
-  proc.stdout.on('data', onData);
-  proc.stderr.on('data', onData);
-  p.exitedPromise = new Promise((resolve) => proc.on('exit', (code, signal) => resolve((p.exited = { code, signal }))));
-  process.once('exit', () => p.exited || proc.kill('SIGKILL'));
-  return p;
-}
-
-async function stop(p) {
-  if (!p || p.exited) return;
-  p.proc.kill('SIGTERM');
-  const timer = setTimeout(() => p.proc.kill('SIGKILL'), 8_000);
-  await p.exitedPromise;
-  clearTimeout(timer);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A port free for TCP and UDP on 127.0.0.1. */
 async function freePort() {
@@ -212,32 +171,11 @@ turn = {
   urls = [ "turn:127.0.0.1:${coturn.port}?transport=udp" ];
   ttl = 600;
 };
-plugin_dir = ${JSON.stringify(PLUGIN_DIR)};
-web_dir = ${JSON.stringify(path.join(tmp, 'web'))};
-hooks = (
-  { type = "plugin"; name = "relay_guard"; settings = { grace = 30.0; }; },
-  { type = "plugin"; name = "proximity"; settings = { radius = 20; leave_radius = 25; }; }
-);
-`;
+${pluginsAndHooks(path.join(tmp, 'web'))}`;
 }
 
-async function startEarshot(secret) {
-  await access(EARSHOT_BIN).catch(() => {
-    throw new Error(`earshot binary not found at ${EARSHOT_BIN} (set EARSHOT_BIN)`);
-  });
-  const cfg = path.join(tmp, 'earshot.cfg');
-  await writeFile(cfg, earshotConfig(0, secret));
-  const s = track(spawn(EARSHOT_BIN, ['-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] }), 'earshot');
-  s.cfg = cfg;
-  const deadline = Date.now() + 10_000;
-  while (!s.port) {
-    const m = /listening on wss?:\/\/[^\s]*:(\d+)\//.exec(s.log);
-    if (m) s.port = Number(m[1]);
-    else if (s.exited) throw new Error(`earshot exited (${JSON.stringify(s.exited)}) before listening:\n${s.log}`);
-    else if (Date.now() > deadline) throw new Error(`earshot did not say where it listens within 10 s:\n${s.log}`);
-    else await sleep(50);
-  }
-  return s;
+function startEarshot(secret) {
+  return startEarshotWith(path.join(tmp, 'earshot.cfg'), earshotConfig(0, secret));
 }
 
 /** Rewrite earshot's config with another secret and reload it (SIGHUP). */
@@ -254,25 +192,11 @@ async function reloadEarshot(secret) {
 
 // ---- pages -----------------------------------------------------------------
 
-async function waitFor(page, what, fn, arg, timeout = STATE_TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await page.evaluate(fn, arg);
-    if (value) return value;
-    if (Date.now() >= deadline) break;
-    await sleep(100);
-  }
-  const state = await page.evaluate(() => JSON.stringify({ state: window.earshot.state, peers: window.earshot.peers(), events: window.events }));
-  throw new assert.AssertionError({ message: `timed out after ${timeout} ms waiting for ${what}; page state: ${state}` });
-}
+const waitFor = makeWaitFor(STATE_TIMEOUT, () => ({ state: window.earshot.state, peers: window.earshot.peers(), events: window.events }));
 
-async function openPlayer(id, x, map) {
-  const page = await context.newPage();
-  page.on('pageerror', (err) => pageErrors.push(`${id}: ${err.message}`));
-  await page.goto(`http://127.0.0.1:${server.port}/turn.html?${new URLSearchParams({ id, x: String(x), map: String(map) })}`);
-  pages[id] = page;
-  await waitFor(page, `${id} registered`, () => window.earshot && window.earshot.state === 'connected');
-  return page;
+function openPlayer(id, x, map) {
+  const url = `http://127.0.0.1:${server.port}/turn.html?${new URLSearchParams({ id, x: String(x), map: String(map) })}`;
+  return openPage({ context, id, url, pageErrors, waitFor, onPage: (page) => (pages[id] = page) });
 }
 
 async function closePlayer(id) {
@@ -303,33 +227,8 @@ function selectedPair(page, peerId) {
   }, peerId);
 }
 
-function audioBytes(page, peerId) {
-  return page.evaluate(async (id) => {
-    const pc = window.earshot.peerConnection(id);
-    if (!pc) return -1;
-    let bytes = 0;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived || 0;
-    });
-    return bytes;
-  }, peerId);
-}
-
-let broken = null;
-function step(name, fn) {
-  test(name, { timeout: STEP_TIMEOUT }, async (t) => {
-    if (broken) {
-      t.skip(`skipped: "${broken}" failed`);
-      return;
-    }
-    try {
-      await fn(t);
-    } catch (err) {
-      broken = name;
-      throw err;
-    }
-  });
-}
+const steps = makeSteps(STEP_TIMEOUT);
+const step = steps.step;
 
 // ---- setup -----------------------------------------------------------------
 
@@ -340,22 +239,14 @@ before(async () => {
   await writeFile(path.join(tmp, 'web', 'turn.html'), PLAYER_PAGE);
   coturn = await startCoturn();
   server = await startEarshot(SECRET);
-  await access(CHROMIUM_BIN).catch(() => {
-    throw new Error(`Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
-  });
-  context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
-    executablePath: CHROMIUM_BIN,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 30_000,
-  });
+  context = await launchChromium(path.join(tmp, 'chromium-profile'));
 });
 
 after(async () => {
   if (context) await context.close().catch(() => {});
   await stop(server);
   await stop(coturn);
-  if (broken || process.env.E2E_VERBOSE) {
+  if (steps.broken || process.env.E2E_VERBOSE) {
     if (server) console.log(`---- earshot log ----\n${server.log}`);
     if (coturn) {
       const log = await readFile(path.join(coturn.dir, 'turn.log'), 'utf8').catch(() => '(no log)');
@@ -383,10 +274,7 @@ step('A and B get TURN credentials from earshot', async () => {
 
 step('relay-only, A and B connect through coturn and hear each other', async () => {
   for (const [id, peer] of [['A', 'B'], ['B', 'A']]) {
-    await waitFor(pages[id], `${id} connected to ${peer}`, (p) => {
-      const pc = window.earshot.peerConnection(p);
-      return pc && pc.connectionState === 'connected' && window.earshot.peers()[p].state === 'connected';
-    }, peer);
+    await waitFor(pages[id], `${id} connected to ${peer}`, peerConnected, peer);
   }
   for (const [id, peer] of [['A', 'B'], ['B', 'A']]) {
     const pair = await waitFor(pages[id], `${id}'s selected candidate pair`, async (p) => {
@@ -408,14 +296,7 @@ step('relay-only, A and B connect through coturn and hear each other', async () 
   for (const [id, peer] of [['A', 'B'], ['B', 'A']]) {
     const start = await audioBytes(pages[id], peer);
     assert.ok(start >= 0, `${id} has a peer connection to ${peer}`);
-    await waitFor(pages[id], `audio from ${peer} at ${id} to grow by 4000 bytes`, async ({ p, want }) => {
-      const pc = window.earshot.peerConnection(p);
-      let bytes = 0;
-      (await pc.getStats()).forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived || 0;
-      });
-      return bytes >= want;
-    }, { p: peer, want: start + 4000 });
+    await waitFor(pages[id], `audio from ${peer} at ${id} to grow by 4000 bytes`, audioAtLeast, { id: peer, want: start + 4000 });
   }
   for (const id of ['A', 'B']) {
     const errors = await pages[id].evaluate(() => window.events.filter((e) => e.type === 'error'));
