@@ -12,8 +12,6 @@
 #include "grid.h"
 #include "matcher.h"
 
-#define ENTER 20
-#define STAY 25
 #define MAXC 400
 
 typedef struct world {
@@ -26,14 +24,7 @@ typedef struct world {
     hooks_fixture hf; /* the real-plugin test */
 } world;
 
-static int rule(const earshot_position *a, const earshot_position *b, int matched)
-{
-    if (a->game_id != b->game_id || a->map_id != b->map_id || a->channel != b->channel)
-        return 0;
-    int64_t dx = (int64_t)a->x - b->x, dy = (int64_t)a->y - b->y;
-    int64_t r = matched ? STAY : ENTER;
-    return dx * dx + dy * dy <= r * r;
-}
+#include "matcher_fixture.h"
 
 static int match_fn(void *ud, const es_session *a, const es_session *b, int matched)
 {
@@ -47,17 +38,6 @@ static void pair_fn(void *ud, const es_session *a, const es_session *b, int matc
     ((world *)ud)->events++;
 }
 
-static int setup(void **state)
-{
-    world *w = calloc(1, sizeof *w);
-    if (!w)
-        return -1;
-    es_grid_init(&w->grid, STAY);
-    es_matcher_init(&w->m, &w->grid, match_fn, pair_fn, w);
-    *state = w;
-    return 0;
-}
-
 static int teardown(void **state)
 {
     world *w = *state;
@@ -66,12 +46,7 @@ static int teardown(void **state)
         es_matcher_remove_all(&w->m, w->all[i]);
         es_grid_remove(&w->grid, w->all[i]);
     }
-    for (size_t i = 0; i < w->n; i++) {
-        free(w->all[i]->edges);
-        free(w->all[i]);
-    }
-    es_matcher_free(&w->m);
-    es_grid_free(&w->grid);
+    world_free(w);
     hooks_fixture_free(&w->hf);
     free(w);
     return 0;
@@ -82,20 +57,6 @@ static size_t idx_of(world *w, const es_session *s)
 {
     assert_true(s->serial < w->n && w->all[s->serial] == s);
     return (size_t)s->serial;
-}
-
-static es_session *mk(world *w, const char *id)
-{
-    es_session *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    snprintf(s->id, sizeof s->id, "%s", id);
-    s->id_len = strlen(s->id);
-    s->view.client_id = s->id;
-    s->cell = ES_GRID_NO_CELL;
-    assert_true(w->n < MAXC);
-    s->serial = w->n;
-    w->all[w->n++] = s;
-    return s;
 }
 
 static void place(world *w, es_session *s, earshot_position p)
@@ -131,30 +92,6 @@ static void leave(world *w, es_session *s)
     es_matcher_remove_all(&w->m, s);
     es_grid_remove(&w->grid, s);
     w->in[idx_of(w, s)] = 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* s's peers, sorted, comma separated. */
-static const char *peers(const es_session *s)
-{
-    static char out[4][8192];
-    static unsigned ring;
-    char *o = out[ring++ % 4];
-    const char *ids[MAXC];
-    for (uint32_t i = 0; i < s->nedges; i++)
-        ids[i] = es_edge_other(s->edges[i], s)->id;
-    qsort(ids, s->nedges, sizeof *ids, cmp_str);
-    o[0] = '\0';
-    for (uint32_t i = 0; i < s->nedges; i++) {
-        if (i)
-            strcat(o, ",");
-        strcat(o, ids[i]);
-    }
-    return o;
 }
 
 static int64_t d2(const es_session *a, const es_session *b)

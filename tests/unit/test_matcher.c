@@ -8,9 +8,6 @@
 #include "grid.h"
 #include "matcher.h"
 
-#define ENTER 20
-#define STAY 25
-
 /* ---- fixture ------------------------------------------------------------- */
 
 typedef struct pair_event {
@@ -30,14 +27,7 @@ typedef struct world {
     size_t n;
 } world;
 
-static int rule(const earshot_position *a, const earshot_position *b, int matched)
-{
-    if (a->game_id != b->game_id || a->map_id != b->map_id || a->channel != b->channel)
-        return 0;
-    int64_t dx = (int64_t)a->x - b->x, dy = (int64_t)a->y - b->y;
-    int64_t r = matched ? STAY : ENTER;
-    return dx * dx + dy * dy <= r * r;
-}
+#include "matcher_fixture.h"
 
 static int match_fn(void *ud, const es_session *a, const es_session *b, int matched)
 {
@@ -63,44 +53,15 @@ static void pair_fn(void *ud, const es_session *a, const es_session *b, int matc
         w->unlinks++;
 }
 
-static int setup(void **state)
-{
-    world *w = calloc(1, sizeof *w);
-    if (!w)
-        return -1;
-    es_grid_init(&w->grid, STAY);
-    es_matcher_init(&w->m, &w->grid, match_fn, pair_fn, w);
-    *state = w;
-    return 0;
-}
-
 static int teardown(void **state)
 {
     world *w = *state;
     for (size_t i = 0; i < w->n; i++)
         es_matcher_remove_all(&w->m, w->all[i]); /* edges back to the free list */
-    for (size_t i = 0; i < w->n; i++) {
-        free(w->all[i]->edges);
-        free(w->all[i]);
-    }
-    es_matcher_free(&w->m);
-    es_grid_free(&w->grid);
+    world_free(w);
     free(w->events);
     free(w);
     return 0;
-}
-
-static es_session *mk(world *w, const char *id)
-{
-    es_session *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    snprintf(s->id, sizeof s->id, "%s", id);
-    s->id_len = strlen(s->id);
-    s->view.client_id = s->id;
-    s->cell = ES_GRID_NO_CELL;
-    assert_true(w->n < ES_ARRAY_LEN(w->all));
-    w->all[w->n++] = s;
-    return s;
 }
 
 /* A client appears at p. */
@@ -138,36 +99,6 @@ static void leave(world *w, es_session *s)
 {
     es_matcher_remove_all(&w->m, s);
     es_grid_remove(&w->grid, s);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static const char *join_sorted(const char **ids, size_t n)
-{
-    qsort(ids, n, sizeof *ids, cmp_str);
-    static char out[8][65536];
-    static unsigned ring;
-    char *o = out[ring++ % 8];
-    o[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            strcat(o, ",");
-        strcat(o, ids[i]);
-    }
-    return o;
-}
-
-/* s's peers, sorted, comma separated. */
-static const char *peers(const es_session *s)
-{
-    const char *ids[512];
-    assert_true(s->nedges <= 512);
-    for (uint32_t i = 0; i < s->nedges; i++)
-        ids[i] = es_edge_other(s->edges[i], s)->id;
-    return join_sorted(ids, s->nedges);
 }
 
 /* The dirty list (taken), in marking order. */

@@ -5,14 +5,7 @@
  * The expected credentials are literals computed apart from earshot:
  *   printf %s "$username" | openssl dgst -sha1 -hmac "$secret" -binary | base64
  */
-#include "helpers.h"
-
-#include <jansson.h>
-
-#include "config.h"
-#include "core.h"
-#include "hooks.h"
-#include "log.h"
+#include "core_fixture.h"
 #include "turn.h"
 
 #define SECRET "north-wind-secret"
@@ -409,81 +402,20 @@ TEST(t_config_ttl_range)
 
 /* ---- RequestIceServers through the core ---------------------------------------- */
 
-typedef struct kfx {
-    tmpdir dir;
-    es_config cfg;
-    es_hooks h;
-    es_core core;
-    es_transport tx;
-    es_session *open[8];
-    size_t nopen;
-    char err[2048];
-} kfx;
-
-static double g_mono = 1000.0;
-static double fake_mono(void) { return g_mono; }
+/* The core_fixture.h fixture's clock is the monotonic one; this is the
+ * wall clock, which sets the TURN expiry. */
 static double g_wall = 1700000000.75;
 static double fake_wall(void) { return g_wall; }
 
-static void want_write(void *tctx, es_session *s)
-{
-    (void)tctx;
-    (void)s;
-}
+#define PROXIMITY_ONLY \
+    "{ type = \"plugin\"; name = \"proximity\"; settings = { radius = 20; leave_radius = 25; }; }"
 
-static void kfx_load(kfx *f, es_config *cfg, const char *turn_group, const char *limits)
+/* The core started with only the proximity plugin, the given `turn` group
+ * (or none) and the inside of the `limits` group. */
+static void turn_start(fx *f, const char *turn_group, const char *limits)
 {
-    const char *text =
-        fmt("%s\nlimits = { %s };\nplugin_dir = \"%s\";\nhooks = ( { type = \"plugin\"; "
-            "name = \"proximity\"; settings = { radius = 20; leave_radius = 25; }; } );\n",
-            turn_group, limits, env_dir("EARSHOT_PLUGIN_DIR"));
-    const char *path = tmpdir_mkstemp(&f->dir, text);
-    if (es_config_load(cfg, path, NULL, f->err, sizeof f->err) != 0)
-        fail_msg("config: %s\n%s", f->err, text);
-}
-
-static void kfx_start(kfx *f, const char *turn_group, const char *limits)
-{
-    memset(f, 0, sizeof *f);
-    tmpdir_make(&f->dir);
-    es_log_set_level(EARSHOT_LOG_ERROR);
-    kfx_load(f, &f->cfg, turn_group, limits);
-    if (es_hooks_load(&f->h, &f->cfg, f->err, sizeof f->err) != 0)
-        fail_msg("hooks: %s", f->err);
-    f->tx.want_write = want_write;
-    g_mono = 1000.0;
-    es_core_init(&f->core, &f->cfg, &f->h, &f->tx, f, fake_mono);
+    START(f, .turn = turn_group, .limits = limits, .hooks = PROXIMITY_ONLY);
     f->core.wallclock = fake_wall;
-}
-
-static void kfx_stop(kfx *f)
-{
-    for (size_t i = 0; i < f->nopen; i++)
-        es_core_closed(&f->core, f->open[i]);
-    es_core_free(&f->core);
-    es_hooks_unload(&f->h);
-    es_config_free(&f->cfg);
-    tmpdir_remove(&f->dir);
-}
-
-static es_session *kopen(kfx *f)
-{
-    assert_true(f->nopen < ES_ARRAY_LEN(f->open));
-    es_session *s = es_core_open(&f->core, NULL, "10.0.0.1", NULL);
-    f->open[f->nopen++] = s;
-    return s;
-}
-
-static void kframe(kfx *f, es_session *s, const char *text)
-{
-    es_core_frame(&f->core, s, text, strlen(text), 0);
-}
-
-static void kupd(kfx *f, es_session *s, const char *id, int x)
-{
-    kframe(f, s, fmt("{\"type\":\"UpdatePosition\",\"data\":{\"client_id\":\"%s\",\"map_id\":1,"
-                     "\"x\":%d,\"y\":0}}",
-                     id, x));
 }
 
 /* The next message queued for s, exactly ("" when none); popped. */
@@ -507,32 +439,31 @@ static const char *next_msg(es_session *s)
 
 TEST(t_core_request_before_registration)
 {
-    kfx f;
-    kfx_start(&f, FULL_TURN, "");
-    es_session *s = kopen(&f);
-    kframe(&f, s, "{\"type\":\"RequestIceServers\"}");
-    kframe(&f, s, "{\"type\":\"RequestIceServers\",\"data\":null}");
+    F;
+    turn_start(f, FULL_TURN, "");
+    es_session *s = open_from(f, "10.0.0.1");
+    frame(f, s, "{\"type\":\"RequestIceServers\"}");
+    frame(f, s, "{\"type\":\"RequestIceServers\",\"data\":null}");
     assert_string_equal(next_msg(s), NOT_REGISTERED);
     assert_string_equal(next_msg(s), NOT_REGISTERED);
     assert_string_equal(next_msg(s), "");
     assert_int_equal(s->registered, 0);
     assert_int_equal(s->closing, 0);
-    assert_int_equal(f.core.stats.messages_in[ES_MSG_REQUEST_ICE_SERVERS], 2);
-    assert_int_equal(f.core.stats.errors[ES_ERR_NOT_REGISTERED], 2);
-    assert_int_equal(f.core.stats.messages_out[ES_OUT_ICE_SERVERS], 0);
+    assert_int_equal(f->core.stats.messages_in[ES_MSG_REQUEST_ICE_SERVERS], 2);
+    assert_int_equal(f->core.stats.errors[ES_ERR_NOT_REGISTERED], 2);
+    assert_int_equal(f->core.stats.messages_out[ES_OUT_ICE_SERVERS], 0);
     /* a malformed one gets its parse error first, as every message does */
-    kframe(&f, s, "{\"type\":\"RequestIceServers\",\"data\":null,\"data\":1}");
+    frame(f, s, "{\"type\":\"RequestIceServers\",\"data\":null,\"data\":1}");
     assert_string_equal(next_msg(s), "{\"type\":\"Error\",\"data\":\"Invalid JSON: duplicate "
                                      "object key near '\\\"data\\\"'\"}");
-    kfx_stop(&f);
 }
 
 TEST(t_core_request_after_registration)
 {
-    kfx f;
-    kfx_start(&f, FULL_TURN, "");
-    es_session *s = kopen(&f);
-    kupd(&f, s, "alice", 0);
+    F;
+    turn_start(f, FULL_TURN, "");
+    es_session *s = open_from(f, "10.0.0.1");
+    upd(f, s, "alice", 0, 0);
     assert_string_equal(next_msg(s), "{\"type\":\"NearbyPeers\",\"data\":[]}");
     /* data absent, null, or anything at all; unknown fields ignored */
     static const char *const asks[] = {
@@ -543,16 +474,16 @@ TEST(t_core_request_after_registration)
         "{\"type\":\"RequestIceServers\",\"data\":\"x\"}",
     };
     for (size_t i = 0; i < ES_ARRAY_LEN(asks); i++) {
-        kframe(&f, s, asks[i]);
+        frame(f, s, asks[i]);
         assert_string_equal(next_msg(s), ALICE_REPLY);
         assert_string_equal(next_msg(s), "");
     }
-    assert_int_equal(f.core.stats.messages_in[ES_MSG_REQUEST_ICE_SERVERS], ES_ARRAY_LEN(asks));
-    assert_int_equal(f.core.stats.messages_out[ES_OUT_ICE_SERVERS], ES_ARRAY_LEN(asks));
+    assert_int_equal(f->core.stats.messages_in[ES_MSG_REQUEST_ICE_SERVERS], ES_ARRAY_LEN(asks));
+    assert_int_equal(f->core.stats.messages_out[ES_OUT_ICE_SERVERS], ES_ARRAY_LEN(asks));
     /* the expiry follows the wall clock, not the monotonic one */
-    g_mono += 5000;
+    g_now += 5000;
     g_wall = 1700000100.2;
-    kframe(&f, s, "{\"type\":\"RequestIceServers\"}");
+    frame(f, s, "{\"type\":\"RequestIceServers\"}");
     char u[ES_TURN_USERNAME_MAX], c[ES_TURN_CREDENTIAL_MAX];
     es_turn_username(u, 1700086500, "alice", 5);
     es_turn_credential(c, SECRET, strlen(SECRET), u, strlen(u));
@@ -561,63 +492,60 @@ TEST(t_core_request_after_registration)
                                          "],\"ttl\":86400}}",
                                          u, c));
     g_wall = 1700000000.75;
-    kfx_stop(&f);
 }
 
 TEST(t_core_reply_with_nothing_configured_and_after_reload)
 {
-    kfx f;
-    kfx_start(&f, "", "");
-    es_session *s = kopen(&f);
-    kupd(&f, s, "alice", 0);
+    F;
+    turn_start(f, "", "");
+    es_session *s = open_from(f, "10.0.0.1");
+    upd(f, s, "alice", 0, 0);
     next_msg(s);
-    kframe(&f, s, "{\"type\":\"RequestIceServers\"}");
+    frame(f, s, "{\"type\":\"RequestIceServers\"}");
     assert_string_equal(next_msg(s),
                         "{\"type\":\"IceServers\",\"data\":{\"ice_servers\":[],\"ttl\":86400}}");
     /* a reload applies the new group to the next request */
     es_config next;
-    kfx_load(&f, &next, FULL_TURN, "");
-    es_core_reconfigure(&f.core, &next, &f.h);
-    kframe(&f, s, "{\"type\":\"RequestIceServers\"}");
+    core_opts full = {.turn = FULL_TURN, .hooks = PROXIMITY_ONLY};
+    load_config_only(f, config_text(&full), &next);
+    es_core_reconfigure(&f->core, &next, &f->h);
+    frame(f, s, "{\"type\":\"RequestIceServers\"}");
     assert_string_equal(next_msg(s), ALICE_REPLY);
-    es_core_reconfigure(&f.core, &f.cfg, &f.h);
+    es_core_reconfigure(&f->core, &f->cfg, &f->h);
     es_config_free(&next);
-    kfx_stop(&f);
 }
 
 TEST(t_core_owed_peers_go_first)
 {
-    kfx f;
-    kfx_start(&f, FULL_TURN, "");
-    es_session *a = kopen(&f), *b = kopen(&f);
-    kupd(&f, a, "alice", 0);
+    F;
+    turn_start(f, FULL_TURN, "");
+    es_session *a = open_from(f, "10.0.0.1"), *b = open_from(f, "10.0.0.1");
+    upd(f, a, "alice", 0, 0);
     next_msg(a);
-    f.core.batch = 1;
-    kupd(&f, b, "bob", 5); /* alice is owed a list, held for the flush */
-    kframe(&f, a, "{\"type\":\"RequestIceServers\"}");
+    f->core.batch = 1;
+    upd(f, b, "bob", 5, 0); /* alice is owed a list, held for the flush */
+    frame(f, a, "{\"type\":\"RequestIceServers\"}");
     assert_string_equal(next_msg(a), "{\"type\":\"NearbyPeers\",\"data\":[\"bob\"]}");
     assert_string_equal(next_msg(a), ALICE_REPLY);
-    es_core_flush(&f.core);
+    es_core_flush(&f->core);
     assert_string_equal(next_msg(a), ""); /* paid already */
     assert_string_equal(next_msg(b), "{\"type\":\"NearbyPeers\",\"data\":[\"alice\"]}");
-    f.core.batch = 0;
-    kfx_stop(&f);
+    f->core.batch = 0;
 }
 
 TEST(t_core_rate_limit_applies)
 {
-    kfx f;
-    kfx_start(&f, FULL_TURN, "message_rate = 0.001; message_burst = 2.0;");
-    es_session *s = kopen(&f);
-    kupd(&f, s, "alice", 0);
+    F;
+    turn_start(f, FULL_TURN, "message_rate = 0.001; message_burst = 2.0;");
+    es_session *s = open_from(f, "10.0.0.1");
+    upd(f, s, "alice", 0, 0);
     next_msg(s);
-    kframe(&f, s, "{\"type\":\"RequestIceServers\"}");
-    kframe(&f, s, "{\"type\":\"RequestIceServers\"}");
+    frame(f, s, "{\"type\":\"RequestIceServers\"}");
+    frame(f, s, "{\"type\":\"RequestIceServers\"}");
     assert_string_equal(next_msg(s), ALICE_REPLY);
     assert_string_equal(next_msg(s), "{\"type\":\"Error\",\"data\":\"rate limited\"}");
     assert_string_equal(next_msg(s), "");
-    assert_int_equal(f.core.stats.messages_out[ES_OUT_ICE_SERVERS], 1);
-    kfx_stop(&f);
+    assert_int_equal(f->core.stats.messages_out[ES_OUT_ICE_SERVERS], 1);
 }
 
 int main(void)
@@ -640,11 +568,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_config_secret_file_problems_never_show_the_secret,
                                         cfx_setup, cfx_teardown),
         cmocka_unit_test_setup_teardown(t_config_ttl_range, cfx_setup, cfx_teardown),
-        cmocka_unit_test(t_core_request_before_registration),
-        cmocka_unit_test(t_core_request_after_registration),
-        cmocka_unit_test(t_core_reply_with_nothing_configured_and_after_reload),
-        cmocka_unit_test(t_core_owed_peers_go_first),
-        cmocka_unit_test(t_core_rate_limit_applies),
+        cmocka_unit_test_setup_teardown(t_core_request_before_registration, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_core_request_after_registration, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_core_reply_with_nothing_configured_and_after_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_core_owed_peers_go_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_core_rate_limit_applies, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
