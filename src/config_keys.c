@@ -100,7 +100,8 @@ const es_config_key es_config_keys[] = {
             "is reconnecting\""},
     {.name = "session.resume_queue_bytes", .type = ES_KEY_INT, .lo = 1024, .hi = 1LL << 30,
      .def.i = 65536, AT(resume_queue_bytes), .reloadable = 1,
-     .doc = "bytes of relays kept for a held session, the same way"},
+     .doc = "bytes of relays kept for a held session, the same way; at most half of "
+            "`server.send_queue_bytes` in any case"},
 
     /* limits */
     {.name = "limits.max_connections", .type = ES_KEY_INT, .lo = 0, .hi = 10000000,

@@ -649,10 +649,14 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
     es_protocol_write_relay(&c->out, m->type, s->id, s->id_len, m->payload, m->payload_len);
     if (t->held) {
         /* kept for its resume, within the bounds; past them, as for an
-         * unknown target but saying why */
+         * unknown target but saying why. The bytes kept never exceed half
+         * the send queue, so that replaying them on the new connection
+         * cannot overflow it. */
+        size_t keep = c->cfg->resume_queue_bytes;
+        if (keep > c->cfg->send_queue_bytes / 2)
+            keep = c->cfg->send_queue_bytes / 2;
         if (t->held_q.count >= c->cfg->resume_queue_messages ||
-            es_sendq_push(&t->held_q, es_buf_data(&c->out), c->out.len,
-                          c->cfg->resume_queue_bytes) != 0) {
+            es_sendq_push(&t->held_q, es_buf_data(&c->out), c->out.len, keep) != 0) {
             outcome[ES_RELAY_UNKNOWN_TARGET]++;
             if (!is_ice) {
                 snprintf(text, sizeof text, "Client %s is reconnecting", t->id);

@@ -474,6 +474,27 @@ TEST(t_relays_kept_up_to_the_bytes)
     EXPECT(n, PEERS("b"), SESSION(15), OFFER("b", big), ANSWER("b", "small"));
 }
 
+TEST(t_relays_kept_up_to_half_the_send_queue)
+{
+    F;
+    /* resume_queue_bytes larger than the send queue allows: half of
+     * send_queue_bytes (2048) is the bound */
+    START(f, .max_frame = 2048, .sendq = 4096, .rq_bytes = 65536);
+    char tok[256];
+    es_session *b = a_held_next_to_b(f, tok);
+    char big[901];
+    memset(big, 'y', 900);
+    big[900] = '\0';
+    frame(f, b, relay_json("SendOffer", "offer", "a", fmt("\"%s\"", big)));
+    frame(f, b, relay_json("SendOffer", "offer", "a", fmt("\"%s\"", big)));
+    EXPECT_NONE(b);
+    frame(f, b, relay_json("SendOffer", "offer", "a", fmt("\"%s\"", big)));
+    EXPECT(b, ERR("Client a is reconnecting"));
+    es_session *n = resume_from(f, "10.0.0.1", "a", 0, 0, tok);
+    EXPECT(n, PEERS("b"), SESSION(15), OFFER("b", big), OFFER("b", big));
+    assert_false(n->closing);
+}
+
 /* ---- position and hooks on a resume ----------------------------------------- */
 
 TEST(t_resume_at_another_position_changes_only_the_sets_it_changes)
@@ -661,6 +682,7 @@ int main(void)
         T(t_ping_timeout_holds),
         T(t_relays_kept_in_order_up_to_the_count),
         T(t_relays_kept_up_to_the_bytes),
+        T(t_relays_kept_up_to_half_the_send_queue),
         T(t_resume_at_another_position_changes_only_the_sets_it_changes),
         T(t_join_hooks_see_a_resume),
         T(t_fresh_registration_takes_over_a_held_session),
