@@ -36,12 +36,6 @@
 
 static es_hooks hooks;
 
-static int match_via_hooks(void *ud, const es_session *a, const es_session *b, int matched)
-{
-    (void)ud;
-    return es_hooks_match(&hooks, &a->view, &b->view, matched);
-}
-
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void)
 {
@@ -90,58 +84,103 @@ static void load_hooks(const char *plugin_dir, const char *script_dir, int lua)
     es_config_free(&cfg);
 }
 
+/* Clients in a grid and matched by the hook chains, as the server keeps them. */
+typedef struct world {
+    es_grid grid;
+    es_matcher m;
+    es_session *s;
+    size_t n;
+    uint32_t *who; /* pre-drawn moves: who moves, and by how much */
+    int8_t *step;
+} world;
+
+/* n clients, client i on map i % maps at a random point of [0, side)^2,
+ * each matched as it arrives, under a cap of max_peers. */
+static void world_open(world *w, size_t n, size_t maps, int32_t side, uint32_t cap)
+{
+    es_grid_init(&w->grid, hooks.query_radius);
+    es_matcher_init(&w->m, &w->grid, NULL, NULL, NULL);
+    es_matcher_use_hooks(&w->m, &hooks);
+    es_matcher_set_cap(&w->m, cap, 2.0);
+    w->n = n;
+    w->s = calloc(n, sizeof *w->s);
+    for (size_t i = 0; i < n; i++) {
+        es_session *c = &w->s[i];
+        snprintf(c->id, sizeof c->id, "c%zu", i);
+        c->id_len = strlen(c->id);
+        c->view.client_id = c->id;
+        c->view.address = "127.0.0.1";
+        c->view.pos.map_id = (int32_t)(i % maps);
+        c->view.pos.x = (int32_t)(rnd() % (uint64_t)side);
+        c->view.pos.y = (int32_t)(rnd() % (uint64_t)side);
+        c->cell = ES_GRID_NO_CELL;
+        es_grid_insert(&w->grid, c);
+        es_matcher_update(&w->m, c);
+        size_t nd;
+        es_matcher_take_dirty(&w->m, &nd);
+    }
+}
+
+/* Pre-draw the moves, so that the timed loop measures earshot, not the RNG. */
+static void world_draw(world *w, size_t updates, int step_max)
+{
+    w->who = malloc(updates * sizeof *w->who);
+    w->step = malloc(updates * 2);
+    for (size_t k = 0; k < updates; k++) {
+        w->who[k] = (uint32_t)(rnd() % w->n);
+        w->step[2 * k] = (int8_t)((int)(rnd() % (uint64_t)(2 * step_max + 1)) - step_max);
+        w->step[2 * k + 1] = (int8_t)((int)(rnd() % (uint64_t)(2 * step_max + 1)) - step_max);
+    }
+}
+
+/* Move k: its client steps inside [0, side)^2 (turning back at an edge), the
+ * grid and matcher follow, and the dirty clients are added to *dirty.
+ * Returns 0, doing nothing, when the step lands where the client stands and
+ * skip_still is set (the core drops unchanged positions before the matcher). */
+static int world_move(world *w, size_t k, int32_t side, int skip_still, size_t *dirty)
+{
+    es_session *c = &w->s[w->who[k]];
+    int32_t x = c->view.pos.x + w->step[2 * k], y = c->view.pos.y + w->step[2 * k + 1];
+    if (x < 0 || x >= side)
+        x = c->view.pos.x - w->step[2 * k];
+    if (y < 0 || y >= side)
+        y = c->view.pos.y - w->step[2 * k + 1];
+    if (skip_still && x == c->view.pos.x && y == c->view.pos.y)
+        return 0;
+    c->view.pos.x = x;
+    c->view.pos.y = y;
+    es_grid_update(&w->grid, c);
+    es_matcher_update(&w->m, c);
+    size_t nd;
+    es_matcher_take_dirty(&w->m, &nd);
+    *dirty += nd;
+    return 1;
+}
+
+static void world_close(world *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->s[i].edges);
+    free(w->s);
+    free(w->who);
+    free(w->step);
+    es_matcher_free(&w->m);
+    es_grid_free(&w->grid);
+}
+
 /* One world of n clients; returns ns per update over `updates` updates. */
 static void run_world(size_t n, size_t maps, double density, size_t updates, uint32_t cap)
 {
     double area_per_client = M_PI * 20.0 * 20.0 / density;
-    double side = sqrt((double)n / (double)maps * area_per_client);
-    es_grid grid;
-    es_matcher m;
-    es_grid_init(&grid, hooks.query_radius);
-    es_matcher_init(&m, &grid, match_via_hooks, NULL, NULL);
-    es_matcher_set_cap(&m, cap, 2.0);
-    es_session *s = calloc(n, sizeof *s);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(s[i].id, sizeof s[i].id, "c%zu", i);
-        s[i].id_len = strlen(s[i].id);
-        s[i].view.client_id = s[i].id;
-        s[i].view.address = "127.0.0.1";
-        s[i].view.pos.map_id = (int32_t)(i % maps);
-        s[i].view.pos.x = (int32_t)(rnd() % (uint64_t)side);
-        s[i].view.pos.y = (int32_t)(rnd() % (uint64_t)side);
-        s[i].cell = ES_GRID_NO_CELL;
-        es_grid_insert(&grid, &s[i]);
-        es_matcher_update(&m, &s[i]);
-        size_t nd;
-        es_matcher_take_dirty(&m, &nd);
-    }
-    double pairs_per_client = 2.0 * (double)m.pairs / (double)n;
-
-    /* Pre-draw the moves so the timed loop measures earshot, not the RNG. */
-    uint32_t *who = malloc(updates * sizeof *who);
-    int8_t *step = malloc(updates * 2);
-    for (size_t k = 0; k < updates; k++) {
-        who[k] = (uint32_t)(rnd() % n);
-        step[2 * k] = (int8_t)((int)(rnd() % 7) - 3);
-        step[2 * k + 1] = (int8_t)((int)(rnd() % 7) - 3);
-    }
+    int32_t side = (int32_t)sqrt((double)n / (double)maps * area_per_client);
+    world w;
+    world_open(&w, n, maps, side, cap);
+    double pairs_per_client = 2.0 * (double)w.m.pairs / (double)n;
+    world_draw(&w, updates, 3);
     size_t dirty_total = 0;
     double t0 = now_s(), c0 = cpu_s();
-    for (size_t k = 0; k < updates; k++) {
-        es_session *c = &s[who[k]];
-        int32_t x = c->view.pos.x + step[2 * k], y = c->view.pos.y + step[2 * k + 1];
-        if (x < 0 || x >= (int32_t)side)
-            x = c->view.pos.x - step[2 * k];
-        if (y < 0 || y >= (int32_t)side)
-            y = c->view.pos.y - step[2 * k + 1];
-        c->view.pos.x = x;
-        c->view.pos.y = y;
-        es_grid_update(&grid, c);
-        es_matcher_update(&m, c);
-        size_t nd;
-        es_matcher_take_dirty(&m, &nd);
-        dirty_total += nd;
-    }
+    for (size_t k = 0; k < updates; k++)
+        world_move(&w, k, side, 0, &dirty_total);
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     printf("{\"bench\":\"%s\",\"max_peers\":%u,\"clients\":%zu,\"maps\":%zu,\"density\":%.1f,\"measured_density\":%.2f,"
            "\"updates\":%zu,\"ns_per_update\":%.1f,\"updates_per_s\":%.0f,\"cpu_ns_per_update\":%.1f,"
@@ -149,13 +188,7 @@ static void run_world(size_t n, size_t maps, double density, size_t updates, uin
            cap ? "world_capped" : "world", cap, n, maps, density, pairs_per_client, updates, wall * 1e9 / (double)updates,
            (double)updates / wall, cpu * 1e9 / (double)updates, (double)dirty_total / (double)updates);
     fflush(stdout);
-    for (size_t i = 0; i < n; i++)
-        free(s[i].edges);
-    free(s);
-    free(who);
-    free(step);
-    es_matcher_free(&m);
-    es_grid_free(&grid);
+    world_close(&w);
 }
 
 /*
@@ -165,71 +198,26 @@ static void run_world(size_t n, size_t maps, double density, size_t updates, uin
  * clients (the NearbyPeers the server would send) per update, with the cap
  * and without.
  */
-static void run_crowd(size_t n, size_t updates, uint32_t cap, int32_t SIDE, int step_max)
+static void run_crowd(size_t n, size_t updates, uint32_t cap, int32_t side, int step_max)
 {
-    es_grid grid;
-    es_matcher m;
-    es_grid_init(&grid, hooks.query_radius);
-    es_matcher_init(&m, &grid, match_via_hooks, NULL, NULL);
-    es_matcher_set_cap(&m, cap, 2.0);
-    es_session *s = calloc(n, sizeof *s);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(s[i].id, sizeof s[i].id, "c%zu", i);
-        s[i].id_len = strlen(s[i].id);
-        s[i].view.client_id = s[i].id;
-        s[i].view.address = "127.0.0.1";
-        s[i].view.pos.x = (int32_t)(rnd() % SIDE);
-        s[i].view.pos.y = (int32_t)(rnd() % SIDE);
-        s[i].cell = ES_GRID_NO_CELL;
-        es_grid_insert(&grid, &s[i]);
-        es_matcher_update(&m, &s[i]);
-        size_t nd;
-        es_matcher_take_dirty(&m, &nd);
-    }
-    uint32_t *who = malloc(updates * sizeof *who);
-    int8_t *step = malloc(updates * 2);
-    for (size_t k = 0; k < updates; k++) {
-        who[k] = (uint32_t)(rnd() % n);
-        step[2 * k] = (int8_t)((int)(rnd() % (uint64_t)(2 * step_max + 1)) - step_max);
-        step[2 * k + 1] = (int8_t)((int)(rnd() % (uint64_t)(2 * step_max + 1)) - step_max);
-    }
+    world w;
+    world_open(&w, n, 1, side, cap);
+    world_draw(&w, updates, step_max);
     size_t dirty_total = 0, moves = 0;
-    uint64_t capped0 = m.capped_out;
+    uint64_t capped0 = w.m.capped_out;
     double c0 = cpu_s();
-    for (size_t k = 0; k < updates; k++) {
-        es_session *c = &s[who[k]];
-        int32_t x = c->view.pos.x + step[2 * k], y = c->view.pos.y + step[2 * k + 1];
-        if (x < 0 || x >= SIDE)
-            x = c->view.pos.x - step[2 * k];
-        if (y < 0 || y >= SIDE)
-            y = c->view.pos.y - step[2 * k + 1];
-        if (x == c->view.pos.x && y == c->view.pos.y)
-            continue; /* the core drops unchanged positions before the matcher */
-        c->view.pos.x = x;
-        c->view.pos.y = y;
-        moves++;
-        es_grid_update(&grid, c);
-        es_matcher_update(&m, c);
-        size_t nd;
-        es_matcher_take_dirty(&m, &nd);
-        dirty_total += nd;
-    }
+    for (size_t k = 0; k < updates; k++)
+        moves += (size_t)world_move(&w, k, side, 1, &dirty_total);
     double cpu = cpu_s() - c0;
     printf("{\"bench\":\"crowd\",\"clients\":%zu,\"side\":%d,\"step\":%d,\"max_peers\":%u,"
            "\"swap_margin\":2.0,"
            "\"updates\":%zu,\"peers_per_client\":%.2f,\"cpu_ns_per_update\":%.1f,"
            "\"lists_per_update\":%.3f,\"capped_out_per_update\":%.2f,\"cascade_cuts\":%llu}\n",
-           n, (int)SIDE, step_max, cap, moves, 2.0 * (double)m.pairs / (double)n, cpu * 1e9 / (double)moves,
-           (double)dirty_total / (double)moves, (double)(m.capped_out - capped0) / (double)moves,
-           (unsigned long long)m.cascade_cuts);
+           n, (int)side, step_max, cap, moves, 2.0 * (double)w.m.pairs / (double)n, cpu * 1e9 / (double)moves,
+           (double)dirty_total / (double)moves, (double)(w.m.capped_out - capped0) / (double)moves,
+           (unsigned long long)w.m.cascade_cuts);
     fflush(stdout);
-    for (size_t i = 0; i < n; i++)
-        free(s[i].edges);
-    free(s);
-    free(who);
-    free(step);
-    es_matcher_free(&m);
-    es_grid_free(&grid);
+    world_close(&w);
 }
 
 /* ns per match-filter call through the chain. */

@@ -25,6 +25,8 @@ static inline char *es_buf_data(const es_buf *b) { return b->mem + ES_WIRE_HEADR
 void es_buf_reserve(es_buf *b, size_t extra);
 void es_buf_append(es_buf *b, const void *data, size_t n);
 void es_buf_append_cstr(es_buf *b, const char *s);
+/* Append a string literal, its length known at compile time. */
+#define ES_BUF_APPEND_LIT(b, lit) es_buf_append((b), (lit), sizeof(lit) - 1)
 /* Append s[0..n) as a JSON string literal, quotes included. The bytes are
  * copied as they are except '"', '\\' and control characters, which are
  * escaped; invalid UTF-8 bytes (never present in validated input) become

@@ -42,7 +42,7 @@ void es_core_init_with(es_core *c, const es_config *cfg, es_hooks *hooks, es_reg
     c->registry = registry;
     c->delivery = delivery;
     c->now = now ? now : es_now;
-    c->wallclock = es_turn_wallclock;
+    c->wallclock = es_wallclock;
     es_grid_init(&c->grid, hooks->query_radius > 0 ? hooks->query_radius : 1);
     es_matcher_init(&c->matcher, &c->grid, NULL, NULL, NULL);
     es_matcher_use_hooks(&c->matcher, hooks);
@@ -393,20 +393,12 @@ static void issue_token(es_core *c, es_session *s)
         msg[s->id_len + 1 + i] = (unsigned char)(nonce >> (56 - 8 * i));
     unsigned int maclen = 0;
     HMAC(EVP_sha256(), c->token_key, (int)sizeof c->token_key, msg, s->id_len + 9, mac, &maclen);
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    /* base64url without padding: libcrypto's base64, two letters swapped */
+    unsigned char b64[4 * ((sizeof mac + 2) / 3) + 1];
+    int n = EVP_EncodeBlock(b64, mac, (int)maclen);
     size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (unsigned i = 0; i < maclen; i++) {
-        acc = (acc << 8) | mac[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            s->token[o++] = b64[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0)
-        s->token[o++] = b64[(acc << (6 - bits)) & 63];
+    for (int i = 0; i < n && b64[i] != '=' && o < sizeof s->token - 1; i++)
+        s->token[o++] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
     s->token[o] = '\0';
     s->token_len = o;
     s->session_owed = 1;

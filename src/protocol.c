@@ -310,29 +310,28 @@ void es_msg_release(es_msg *msg)
 
 /* ---- writing ------------------------------------------------------------ */
 
-#define APPEND_LIT(b, lit) es_buf_append((b), (lit), sizeof(lit) - 1)
 
 void es_protocol_write_error(es_buf *b, const char *text)
 {
-    APPEND_LIT(b, "{\"type\":\"Error\",\"data\":");
+    ES_BUF_APPEND_LIT(b, "{\"type\":\"Error\",\"data\":");
     es_buf_append_json_string(b, text, strlen(text));
-    APPEND_LIT(b, "}");
+    ES_BUF_APPEND_LIT(b, "}");
 }
 
-void es_protocol_write_peers_begin(es_buf *b) { APPEND_LIT(b, "{\"type\":\"NearbyPeers\",\"data\":["); }
+void es_protocol_write_peers_begin(es_buf *b) { ES_BUF_APPEND_LIT(b, "{\"type\":\"NearbyPeers\",\"data\":["); }
 
 void es_protocol_write_peers_add(es_buf *b, const char *id, size_t len, int first)
 {
     if (!first)
-        APPEND_LIT(b, ",");
+        ES_BUF_APPEND_LIT(b, ",");
     es_buf_append_json_string(b, id, len);
 }
 
-void es_protocol_write_peers_end(es_buf *b) { APPEND_LIT(b, "]}"); }
+void es_protocol_write_peers_end(es_buf *b) { ES_BUF_APPEND_LIT(b, "]}"); }
 
 void es_protocol_write_session(es_buf *b, const char *token, size_t token_len, double grace)
 {
-    APPEND_LIT(b, "{\"type\":\"Session\",\"data\":{\"resume_token\":");
+    ES_BUF_APPEND_LIT(b, "{\"type\":\"Session\",\"data\":{\"resume_token\":");
     es_buf_append_json_string(b, token, token_len);
     char num[32];
     int n = snprintf(num, sizeof num, ",\"grace\":%.15g}}", grace);
@@ -343,14 +342,14 @@ void es_protocol_write_relay(es_buf *b, es_msg_type kind, const char *sender_id,
                              size_t sender_len, const char *payload, size_t payload_len)
 {
     switch (kind) {
-    case ES_MSG_SEND_OFFER: APPEND_LIT(b, "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":"); break;
-    case ES_MSG_SEND_ANSWER: APPEND_LIT(b, "{\"type\":\"ReceiveAnswer\",\"data\":{\"sender_id\":"); break;
-    default: APPEND_LIT(b, "{\"type\":\"ReceiveIceCandidate\",\"data\":{\"sender_id\":"); break;
+    case ES_MSG_SEND_OFFER: ES_BUF_APPEND_LIT(b, "{\"type\":\"ReceiveOffer\",\"data\":{\"sender_id\":"); break;
+    case ES_MSG_SEND_ANSWER: ES_BUF_APPEND_LIT(b, "{\"type\":\"ReceiveAnswer\",\"data\":{\"sender_id\":"); break;
+    default: ES_BUF_APPEND_LIT(b, "{\"type\":\"ReceiveIceCandidate\",\"data\":{\"sender_id\":"); break;
     }
     es_buf_append_json_string(b, sender_id, sender_len);
     es_buf_append(b, ",\"", 2);
     es_buf_append_cstr(b, relay_field(kind));
     es_buf_append(b, "\":", 2);
     es_buf_append_json_string(b, payload, payload_len);
-    APPEND_LIT(b, "}}");
+    ES_BUF_APPEND_LIT(b, "}}");
 }

@@ -4,16 +4,7 @@
 #include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-#define APPEND_LIT(b, lit) es_buf_append((b), (lit), sizeof(lit) - 1)
-
-double es_turn_wallclock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 size_t es_turn_username(char out[ES_TURN_USERNAME_MAX], long long expiry, const char *id,
                         size_t id_len)
@@ -52,23 +43,23 @@ int es_turn_credential(char out[ES_TURN_CREDENTIAL_MAX], const char *secret, siz
 
 static void write_urls(es_buf *b, char *const *urls, size_t n)
 {
-    APPEND_LIT(b, "{\"urls\":[");
+    ES_BUF_APPEND_LIT(b, "{\"urls\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
-            APPEND_LIT(b, ",");
+            ES_BUF_APPEND_LIT(b, ",");
         es_buf_append_json_string(b, urls[i], strlen(urls[i]));
     }
-    APPEND_LIT(b, "]");
+    ES_BUF_APPEND_LIT(b, "]");
 }
 
 void es_turn_write_ice_servers(es_buf *b, const es_config *cfg, const char *id, size_t id_len,
                                long long now)
 {
-    APPEND_LIT(b, "{\"type\":\"IceServers\",\"data\":{\"ice_servers\":[");
+    ES_BUF_APPEND_LIT(b, "{\"type\":\"IceServers\",\"data\":{\"ice_servers\":[");
     int any = 0;
     if (cfg->nstun_urls > 0) {
         write_urls(b, cfg->stun_urls, cfg->nstun_urls);
-        APPEND_LIT(b, "}");
+        ES_BUF_APPEND_LIT(b, "}");
         any = 1;
     }
     char username[ES_TURN_USERNAME_MAX], credential[ES_TURN_CREDENTIAL_MAX];
@@ -78,13 +69,13 @@ void es_turn_write_ice_servers(es_buf *b, const es_config *cfg, const char *id, 
         es_turn_credential(credential, cfg->turn_secret, strlen(cfg->turn_secret), username,
                            ulen) == 0) {
         if (any)
-            APPEND_LIT(b, ",");
+            ES_BUF_APPEND_LIT(b, ",");
         write_urls(b, cfg->turn_urls, cfg->nturn_urls);
-        APPEND_LIT(b, ",\"username\":");
+        ES_BUF_APPEND_LIT(b, ",\"username\":");
         es_buf_append_json_string(b, username, ulen);
-        APPEND_LIT(b, ",\"credential\":");
+        ES_BUF_APPEND_LIT(b, ",\"credential\":");
         es_buf_append_json_string(b, credential, strlen(credential));
-        APPEND_LIT(b, "}");
+        ES_BUF_APPEND_LIT(b, "}");
     }
     char tail[48];
     int n = snprintf(tail, sizeof tail, "],\"ttl\":%d}}", cfg->turn_ttl);

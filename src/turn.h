@@ -17,8 +17,6 @@
 #include "config.h"
 #include "protocol.h"
 
-/* Unix time in seconds (CLOCK_REALTIME): what an expiry counts from. */
-double es_turn_wallclock(void);
 
 /* Bytes of a username, NUL included: 20 digits, ':', a client_id. */
 #define ES_TURN_USERNAME_MAX (20 + 1 + ES_ID_MAX + 1)

@@ -15,6 +15,13 @@ double es_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double es_wallclock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static uint64_t hash_k0 = 0x0706050403020100ull, hash_k1 = 0x0f0e0d0c0b0a0908ull;
 
 void es_hash_seed_random(void)

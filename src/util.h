@@ -10,6 +10,8 @@
 
 /* Monotonic seconds since an arbitrary origin. */
 double es_now(void);
+/* Unix time in seconds (CLOCK_REALTIME): what expiries sent to others count from. */
+double es_wallclock(void);
 
 /* Seed the string hash from the system's random source (once, at startup). */
 void es_hash_seed_random(void);
