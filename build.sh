@@ -19,8 +19,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 
 # What building and running needs, and what the tests add.
-BUILD_PACKAGES="build-essential cmake pkg-config libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev libssl-dev uthash-dev"
-TEST_PACKAGES="libcmocka-dev python3 curl openssl clang libclang-rt-14-dev chromium fonts-liberation coturn"
+BUILD_PACKAGES="build-essential cmake pkg-config libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev libssl-dev uthash-dev libhiredis-dev libev-dev"
+TEST_PACKAGES="libcmocka-dev python3 curl openssl clang libclang-rt-14-dev chromium fonts-liberation coturn redis-server haproxy"
 
 deps() {
     [ "${EARSHOT_SKIP_DEPS:-0}" = 1 ] && return 0

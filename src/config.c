@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "config_keys.h"
 #include "util.h"
 
@@ -400,26 +401,20 @@ int es_config_load_tls(loader *l, const es_config_key *k, const config_setting_t
 /* turn.secret_file: the secret read from a file (relative to this one), so
  * that the config itself need not hold it. The file's bytes up to a final
  * line break; no byte of it ever goes into a message. */
-int es_config_load_turn_secret_file(loader *l, const es_config_key *k, const config_setting_t *s)
+/* Read a one-line secret (what: "TURN secret") from file into *out; the
+ * buffer is wiped whatever happens. */
+static int read_secret_file(loader *l, const config_setting_t *s, const char *file,
+                            const char *what, char **out)
 {
-    es_config *c = l->c;
-    const char *rel = "";
-    if (s && get_string(l, config_setting_parent(s), es_config_key_leaf(k), &rel))
-        return -1;
-    c->turn_secret_file = rel[0] ? join_path(l->config_dir, rel) : es_xstrdup("");
-    if (!rel[0])
-        return 0;
-    if (c->turn_secret && c->turn_secret[0])
-        return fail(l, s, "set 'secret' or 'secret_file', not both");
-    FILE *f = fopen(c->turn_secret_file, "rb");
+    FILE *f = fopen(file, "rb");
     if (!f)
-        return fail(l, s, "cannot read the TURN secret file %s", c->turn_secret_file);
+        return fail(l, s, "cannot read the %s file %s", what, file);
     char buf[ES_TURN_SECRET_MAX + 3];
     size_t n = fread(buf, 1, sizeof buf, f);
     int bad = ferror(f);
     fclose(f);
     if (bad)
-        return fail(l, s, "cannot read the TURN secret file %s", c->turn_secret_file);
+        return fail(l, s, "cannot read the %s file %s", what, file);
     if (n > 0 && buf[n - 1] == '\n')
         n--;
     if (n > 0 && buf[n - 1] == '\r')
@@ -431,14 +426,46 @@ int es_config_load_turn_secret_file(loader *l, const es_config_key *k, const con
                                                  : NULL;
     if (why) {
         memset(buf, 0, sizeof buf);
-        return fail(l, s, "the TURN secret file %s %s", c->turn_secret_file, why);
+        return fail(l, s, "the %s file %s %s", what, file, why);
     }
-    free(c->turn_secret);
-    c->turn_secret = es_xmalloc(n + 1);
-    memcpy(c->turn_secret, buf, n);
-    c->turn_secret[n] = '\0';
+    if (*out)
+        memset(*out, 0, strlen(*out));
+    free(*out);
+    *out = es_xmalloc(n + 1);
+    memcpy(*out, buf, n);
+    (*out)[n] = '\0';
     memset(buf, 0, sizeof buf);
     return 0;
+}
+
+int es_config_load_turn_secret_file(loader *l, const es_config_key *k, const config_setting_t *s)
+{
+    es_config *c = l->c;
+    const char *rel = "";
+    if (s && get_string(l, config_setting_parent(s), es_config_key_leaf(k), &rel))
+        return -1;
+    c->turn_secret_file = rel[0] ? join_path(l->config_dir, rel) : es_xstrdup("");
+    if (!rel[0])
+        return 0;
+    if (c->turn_secret && c->turn_secret[0])
+        return fail(l, s, "set 'secret' or 'secret_file', not both");
+    return read_secret_file(l, s, c->turn_secret_file, "TURN secret", &c->turn_secret);
+}
+
+int es_config_load_cluster_password_file(loader *l, const es_config_key *k,
+                                         const config_setting_t *s)
+{
+    es_config *c = l->c;
+    const char *rel = "";
+    if (s && get_string(l, config_setting_parent(s), es_config_key_leaf(k), &rel))
+        return -1;
+    c->cluster_password_file = rel[0] ? join_path(l->config_dir, rel) : es_xstrdup("");
+    if (!rel[0])
+        return 0;
+    if (c->cluster_password && c->cluster_password[0])
+        return fail(l, s, "set 'password' or 'password_file', not both");
+    return read_secret_file(l, s, c->cluster_password_file, "Redis password",
+                            &c->cluster_password);
 }
 
 /* A URL of one of the schemes ("turn:", ...; NULL-terminated): printable
@@ -653,6 +680,26 @@ static int load_value(loader *l, const es_config_key *k, const config_setting_t 
 static int check_together(loader *l)
 {
     es_config *c = l->c;
+    if (c->cluster_enabled) {
+        const char *why = NULL;
+        const char *at = "cluster";
+        if (c->event_loop != ES_LOOP_LIBEV)
+            why = "'cluster' needs server.event_loop = \"libev\" (Redis runs on that loop)",
+            at = "server.event_loop";
+        else if (c->cluster_node[0] && !es_bus_name_valid(c->cluster_node, strlen(c->cluster_node)))
+            why = "'node' must be 1 to 64 characters of A-Z a-z 0-9 . _ : -", at = "cluster.node";
+        else if (!es_config_redis_address(c->cluster_redis, NULL, 0, NULL))
+            why = "'redis' must be \"host:port\" or \"unix:/path\"", at = "cluster.redis";
+        else if (!c->cluster_prefix[0] || strchr(c->cluster_prefix, ' '))
+            why = "'prefix' must be a non-empty string without spaces", at = "cluster.prefix";
+        else if (c->cluster_node_timeout < 2 * c->cluster_heartbeat)
+            why = "'node_timeout' must be at least twice 'heartbeat_interval'",
+            at = "cluster.node_timeout";
+        if (why) {
+            const config_setting_t *s = config_lookup(&c->cfg_, at);
+            return fail(l, s ? s : config_lookup(&c->cfg_, "cluster"), "%s", why);
+        }
+    }
     if (c->send_queue_bytes < c->max_frame_bytes * 2) {
         const config_setting_t *s = config_lookup(&c->cfg_, "server.send_queue_bytes");
         return fail(l, s ? s : config_lookup(&c->cfg_, "server"),
@@ -747,10 +794,45 @@ void es_config_free(es_config *c)
     for (size_t i = 0; i < c->nstun_urls; i++)
         free(c->stun_urls[i]);
     free(c->stun_urls);
+    if (c->cluster_password)
+        memset(c->cluster_password, 0, strlen(c->cluster_password));
+    free(c->cluster_password);
+    free(c->cluster_password_file);
+    free(c->cluster_redis);
+    free(c->cluster_user);
+    free(c->cluster_node);
+    free(c->cluster_prefix);
     free(c->path);
     if (c->cfg_live_)
         config_destroy(&c->cfg_);
     memset(c, 0, sizeof *c);
+}
+
+int es_config_redis_address(const char *spec, char *host, size_t hostlen, int *port)
+{
+    if (!spec || !*spec)
+        return 0;
+    if (strncmp(spec, "unix:", 5) == 0) {
+        if (spec[5] != '/' || strlen(spec + 5) >= 108)
+            return 0;
+        if (host)
+            snprintf(host, hostlen, "%s", spec + 5);
+        if (port)
+            *port = 0;
+        return 1;
+    }
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || (size_t)(colon - spec) >= 256)
+        return 0;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 1 || p > 65535 || end == colon + 1)
+        return 0;
+    if (host)
+        snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
+    if (port)
+        *port = (int)p;
+    return 1;
 }
 
 void es_config_apply_log(const es_config *c)

@@ -118,6 +118,18 @@ typedef struct es_config {
     size_t nstun_urls;
     int turn_ttl;           /* seconds a minted TURN credential is valid */
 
+    /* cluster: several nodes sharing one world through Redis */
+    int cluster_enabled;
+    char *cluster_redis;         /* "host:port" or "unix:/path" */
+    char *cluster_user;          /* ACL user, "" = the default user */
+    char *cluster_password;      /* AUTH password, "" = none; never logged */
+    char *cluster_password_file; /* the file it was read from, "" = none */
+    char *cluster_node;          /* this node's name, "" = <host name>-<pid> */
+    char *cluster_prefix;        /* of every Redis key and channel */
+    double cluster_heartbeat;    /* seconds between heartbeats */
+    double cluster_node_timeout; /* seconds of silence before a node counts as gone */
+    int reuse_port;              /* SO_REUSEPORT: several processes on one port */
+
     char *plugin_dir;
     char *script_dir;
     char *web_dir;
@@ -141,6 +153,10 @@ typedef struct es_config_defaults {
 int es_config_load(es_config *c, const char *path, const es_config_defaults *defaults, char *err,
                    size_t errlen);
 void es_config_free(es_config *c);
+
+/* Parse cluster.redis: 1 when spec is "host:port" (host, port filled) or
+ * "unix:/path" (host = the path, port 0); host/port may be NULL. */
+int es_config_redis_address(const char *spec, char *host, size_t hostlen, int *port);
 
 /* Apply the log settings (levels, format) to the log module. */
 void es_config_apply_log(const es_config *c);

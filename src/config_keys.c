@@ -67,6 +67,9 @@ const es_config_key es_config_keys[] = {
     {.name = "server.join_headers", .type = ES_KEY_LIST, .values = "header names",
      .def_text = "[ ]", .reloadable = 1, .load = es_config_load_join_headers,
      .doc = "request headers without a standard name (`x-game-token`) that join hooks also see"},
+    {.name = "server.reuse_port", .type = ES_KEY_BOOL, .def.i = 0, AT(reuse_port),
+     .doc = "let several earshot processes listen on the same port (SO_REUSEPORT); with "
+            "`cluster`, one machine's cores each run a node"},
     {.name = "server.tls", .type = ES_KEY_GROUP, .values = "`cert`, `key`",
      .def_doc = "none (ws://)", .load = es_config_load_tls, .same = same_tls,
      .doc = "`{ cert = \"...\"; key = \"...\"; }` PEM files: serve wss://"},
@@ -139,6 +142,30 @@ const es_config_key es_config_keys[] = {
      .def_text = "{ }", .reloadable = 1, .load = es_config_load_log_modules,
      .doc = "levels of single modules, overriding `level`: main, hooks, session, protocol, "
             "relay, lws, plugin, lua"},
+
+    /* cluster */
+    {.name = "cluster.enabled", .type = ES_KEY_BOOL, .def.i = 0, AT(cluster_enabled),
+     .doc = "share one world with the other nodes on the same Redis (docs/deploy.md)"},
+    {.name = "cluster.redis", .type = ES_KEY_STRING, .values = "`host:port`, `unix:/path`",
+     .def.s = "127.0.0.1:6379", AT(cluster_redis), .doc = "the Redis server the nodes share"},
+    {.name = "cluster.user", .type = ES_KEY_STRING, .values = "string", .def.s = "",
+     AT(cluster_user), .doc = "Redis ACL user for AUTH; \"\" = the default user"},
+    {.name = "cluster.password", .type = ES_KEY_STRING, .values = "string", .def.s = "",
+     AT(cluster_password), .doc = "Redis AUTH password, \"\" = none; never logged"},
+    {.name = "cluster.password_file", .type = ES_KEY_STRING, .values = "file", .def.s = "",
+     AT(cluster_password_file), .load = es_config_load_cluster_password_file,
+     .doc = "read the Redis password from this file (one line) instead"},
+    {.name = "cluster.node", .type = ES_KEY_STRING, .values = "`[A-Za-z0-9._:-]`, 1..64",
+     .def.s = "", .def_doc = "\"\": the host name and the process id", AT(cluster_node),
+     .doc = "this node's name, unique among the nodes: in logs, metrics and Redis keys"},
+    {.name = "cluster.prefix", .type = ES_KEY_STRING, .values = "string", .def.s = "earshot",
+     AT(cluster_prefix), .doc = "prefix of every Redis key and channel: several worlds on one Redis"},
+    {.name = "cluster.heartbeat_interval", .type = ES_KEY_NUMBER, .lo = 0.05, .hi = 10,
+     .def.d = 0.25, AT(cluster_heartbeat), .doc = "seconds between a node's heartbeats"},
+    {.name = "cluster.node_timeout", .type = ES_KEY_NUMBER, .lo = 0.2, .hi = 60, .def.d = 1.5,
+     AT(cluster_node_timeout),
+     .doc = "seconds without a node's heartbeat before its clients are let go or held; also "
+            "how long Redis may stay silent before this node serves its own clients alone"},
 
     /* where things are */
     {.name = "plugin_dir", .type = ES_KEY_PATH, .values = "folder", .def.s = ".",

@@ -95,10 +95,18 @@ void es_core_free(es_core *c)
      * those with a connection, and held ones whose connection is gone. */
     for (es_dnode *n = c->all.head; n; n = n->next)
         pool_edges(c, SESSION_OF(n, all_node));
+    for (es_dnode *n = c->remote.head; n; n = n->next)
+        pool_edges(c, SESSION_OF(n, all_node));
     for (es_dnode *n = c->held.head; n; n = n->next)
         if (SESSION_OF(n, held_node)->gone)
             pool_edges(c, SESSION_OF(n, held_node));
     es_dnode *n = c->all.head;
+    while (n) {
+        es_dnode *next = n->next;
+        session_free(c, SESSION_OF(n, all_node));
+        n = next;
+    }
+    n = c->remote.head;
     while (n) {
         es_dnode *next = n->next;
         session_free(c, SESSION_OF(n, all_node));
@@ -229,6 +237,7 @@ static void close_session(es_core *c, es_session *s, int code)
     if (s->closing)
         return;
     s->closing = 1;
+    s->closed_with = (uint16_t)code;
     switch (code) {
     case ES_CLOSE_NORMAL: c->stats.closes[0]++; break;
     case ES_CLOSE_GOING_AWAY: c->stats.closes[1]++; break;
@@ -249,6 +258,8 @@ static void unregister(es_core *c, es_session *s, earshot_leave_reason why)
     es_grid_remove(&c->grid, s);
     es_registry_release(&c->registry, s);
     s->registered = 0;
+    if (c->router.ops)
+        c->router.ops->left(c->router.ud, s, why);
     es_hooks_leave(c->hooks, &s->view, why);
     SLOG(EARSHOT_LOG_INFO, "session", s, "left (%s)", es_leave_reason_names[why]);
 }
@@ -302,8 +313,10 @@ static void unhold(es_core *c, es_session *s)
     c->nheld--;
     es_sendq_clear(&s->held_q);
     if (s->gone) {
-        es_addrcount_remove(&c->addrs, s->addr);
-        c->nheld_gone--;
+        if (!s->remote) {
+            es_addrcount_remove(&c->addrs, s->addr);
+            c->nheld_gone--;
+        }
         if (c->nhusks == c->husks_cap) {
             c->husks_cap = c->husks_cap ? c->husks_cap * 2 : 8;
             c->husks = es_xrealloc(c->husks, c->husks_cap * sizeof *c->husks);
@@ -483,6 +496,8 @@ static void resume(es_core *c, es_session *s, const es_msg *m)
     }
     issue_token(c, s);
     es_matcher_mark_dirty(&c->matcher, s);
+    if (c->router.ops)
+        c->router.ops->placed(c->router.ud, s);
     /* the relays kept for it, after its NearbyPeers and Session */
     for (es_qmsg *q = es_sendq_peek(&kept); q; q = q->next) {
         if (s->dirty == ES_DIRTY_OWED)
@@ -512,19 +527,24 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
         .pos = m->pos,
         .resume = m->resume_token != NULL,
     };
-    if (!es_hooks_join(c->hooks, &j, reason)) {
+    /* A client re-registering on this node was let in by another node's
+     * join chain already; it keeps its resume token. */
+    int reattach = s->reattach;
+    s->reattach = 0;
+    if (!reattach && !es_hooks_join(c->hooks, &j, reason)) {
         SLOG(EARSHOT_LOG_INFO, "session", s, "join as %s refused: %s", m->client_id, reason);
         send_error(c, s, ES_ERR_JOIN_REFUSED, reason);
         return;
     }
-    if (m->resume_token) {
+    if (m->resume_token && !reattach) {
         resume(c, s, m);
         return;
     }
     /* The policy first, so that a refused id is reported before a refused
      * position; the claim below is what decides. */
+    es_takeover policy = reattach ? ES_TAKEOVER_ALWAYS : c->cfg->takeover;
     es_session *holder = es_registry_find(&c->registry, m->client_id, m->client_id_len);
-    if (holder && !es_takeover_allows(c->cfg->takeover, holder, s)) {
+    if (holder && !es_takeover_allows(policy, holder, s)) {
         id_in_use(c, s, m->client_id);
         return;
     }
@@ -534,7 +554,7 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
         send_error(c, s, ES_ERR_POSITION_REFUSED, reason);
         return;
     }
-    if (es_registry_claim(&c->registry, s, m->client_id, m->client_id_len, c->cfg->takeover,
+    if (es_registry_claim(&c->registry, s, m->client_id, m->client_id_len, policy,
                           &holder) != ES_CLAIM_OK) {
         id_in_use(c, s, m->client_id);
         return;
@@ -553,7 +573,9 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
     }
     s->view.pos = pos;
     s->registered = 1;
-    if (m->resumable && c->cfg->resume_grace > 0 && c->token_key_ok) {
+    if (reattach) {
+        s->resumable = s->resumable && s->token_len > 0 && c->cfg->resume_grace > 0;
+    } else if (m->resumable && c->cfg->resume_grace > 0 && c->token_key_ok) {
         s->resumable = 1;
         issue_token(c, s);
     }
@@ -565,6 +587,8 @@ static void handle_register(es_core *c, es_session *s, const es_msg *m)
     es_matcher_mark_dirty(&c->matcher, s); /* the first UpdatePosition is always answered */
     c->stats.registrations++;
     touch(c, s);
+    if (c->router.ops)
+        c->router.ops->placed(c->router.ud, s);
     SLOG(EARSHOT_LOG_INFO, "session", s, "registered at game %d map %d (%d, %d) channel %d%s",
          pos.game_id, pos.map_id, pos.x, pos.y, pos.channel, holder ? " (took over)" : "");
 }
@@ -593,6 +617,8 @@ static void handle_update(es_core *c, es_session *s, const es_msg *m)
     s->view.pos = pos;
     es_grid_update(&c->grid, s);
     es_matcher_update(&c->matcher, s);
+    if (c->router.ops)
+        c->router.ops->placed(c->router.ud, s);
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "at game %d map %d (%d, %d) channel %d", pos.game_id,
          pos.map_id, pos.x, pos.y, pos.channel);
 }
@@ -704,6 +730,8 @@ static void rate_limited(es_core *c, es_session *s)
     settle(c);
 }
 
+static void frame(es_core *c, es_session *s, const char *data, size_t len, int binary);
+
 void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int binary)
 {
     if (s->closing)
@@ -712,9 +740,33 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
         rate_limited(c, s);
         return;
     }
+    frame(c, s, data, len, binary);
+}
+
+void es_core_replay(es_core *c, es_session *s, const char *data, size_t len)
+{
+    if (!s->closing)
+        frame(c, s, data, len, 0);
+}
+
+void es_core_close(es_core *c, es_session *s, int code)
+{
+    if (s->closing)
+        return;
+    unregister(c, s, EARSHOT_LEAVE_CLOSED);
+    close_session(c, s, code);
+    settle(c);
+}
+
+static void frame(es_core *c, es_session *s, const char *data, size_t len, int binary)
+{
     if (binary) {
         send_error(c, s, ES_ERR_BINARY, "Binary frames are not supported");
         settle(c);
+        return;
+    }
+    if (s->fwd) {
+        c->router.ops->forward(c->router.ud, s, data, len);
         return;
     }
     es_msg m;
@@ -732,6 +784,8 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
         close_session(c, s, ES_CLOSE_NORMAL);
         break;
     case ES_MSG_UPDATE_POSITION:
+        if (c->router.ops && !s->remote && c->router.ops->route(c->router.ud, s, &m, data, len))
+            break;
         handle_update(c, s, &m);
         break;
     default:
@@ -806,6 +860,10 @@ void es_core_goodbye(es_core *c, es_session *s)
 
 void es_core_closed(es_core *c, es_session *s)
 {
+    /* Lost (a reset, a ping unanswered, this node going away) rather than
+     * ended (a goodbye, a kick): its session may be held (the router's
+     * business for a client another node serves). */
+    int hold = !s->goodbye && (!s->closing || s->closed_with == ES_CLOSE_GOING_AWAY);
     if (!s->held && !s->closing)
         lose(c, s); /* held when resumable and no goodbye, else it leaves */
     else if (!s->held)
@@ -820,23 +878,34 @@ void es_core_closed(es_core *c, es_session *s)
     flush(c);
     es_dlist_unlink(&c->idle, &s->idle_node);
     es_dlist_unlink(&c->pend, &s->pend_node);
-    es_keepalive_forget(&c->keepalive, s);
-    es_dlist_unlink(&c->all, &s->all_node);
-    c->sessions--;
+    if (s->remote) {
+        es_dlist_unlink(&c->remote, &s->all_node);
+        c->nremote--;
+    } else {
+        es_keepalive_forget(&c->keepalive, s);
+        es_dlist_unlink(&c->all, &s->all_node);
+        c->sessions--;
+    }
     if (s->held) {
         /* the client lives on without a connection until it resumes, and
          * still counts toward the connection limits (unhold) */
         es_delivery_discard(&c->delivery, s);
         s->conn = NULL;
         s->gone = 1;
-        c->nheld_gone++;
+        if (!s->remote)
+            c->nheld_gone++;
         SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed; session held");
+        if (s->cl && c->router.ops)
+            c->router.ops->gone(c->router.ud, s, hold);
         return;
     }
-    es_addrcount_remove(&c->addrs, s->addr);
+    if (!s->remote)
+        es_addrcount_remove(&c->addrs, s->addr);
     SLOG(EARSHOT_LOG_DEBUG, "session", s, "connection closed");
+    if (s->cl && c->router.ops)
+        c->router.ops->gone(c->router.ud, s, hold);
     session_free(c, s);
-    if (c->sessions == 0 && c->nheld == 0)
+    if (c->sessions == 0 && c->nheld == 0 && c->nremote == 0)
         compact(c);
 }
 
@@ -885,7 +954,67 @@ void es_core_shutdown(es_core *c)
         unregister(c, s, EARSHOT_LEAVE_SHUTDOWN);
         close_session(c, s, ES_CLOSE_GOING_AWAY);
     }
+    for (es_dnode *n = c->remote.head; n; n = n->next) {
+        es_session *s = SESSION_OF(n, all_node);
+        unregister(c, s, EARSHOT_LEAVE_SHUTDOWN);
+        s->closing = 1; /* its own node closes it, or takes it elsewhere */
+    }
     flush(c);
+}
+
+/* ---- several nodes ------------------------------------------------------ */
+
+es_session *es_core_open_remote(es_core *c, void *conn, const char *address, es_join_info *join)
+{
+    es_session *s = es_xcalloc(1, sizeof *s);
+    s->conn = conn;
+    s->join = join;
+    s->remote = 1;
+    s->serial = ++c->next_serial;
+    snprintf(s->addr, sizeof s->addr, "%s", address ? address : "");
+    s->view.client_id = s->id;
+    s->view.address = s->addr;
+    s->cell = ES_GRID_NO_CELL;
+    s->last_active = s->opened_at = s->last_rx = c->now();
+    es_rate_init(&s->rate, s->opened_at, c->cfg->message_burst);
+    es_dlist_append(&c->remote, &s->all_node);
+    es_dlist_append(&c->idle, &s->idle_node);
+    es_dlist_append(&c->pend, &s->pend_node);
+    c->nremote++;
+    SLOG(EARSHOT_LOG_DEBUG, "session", s, "connected through another node");
+    return s;
+}
+
+void es_core_forwarding(es_core *c, es_session *s)
+{
+    s->fwd = 1;
+    es_dlist_unlink(&c->idle, &s->idle_node); /* its timeouts are its server's */
+    es_dlist_unlink(&c->pend, &s->pend_node);
+}
+
+void es_core_unforward(es_core *c, es_session *s)
+{
+    if (!s->fwd)
+        return;
+    s->fwd = 0;
+    s->last_active = c->now();
+    es_dlist_append(&c->idle, &s->idle_node);
+    if (!s->registered)
+        es_dlist_append(&c->pend, &s->pend_node);
+}
+
+void es_core_detach(es_core *c, es_session *s)
+{
+    if (s->held)
+        unhold(c, s);
+    unregister(c, s, EARSHOT_LEAVE_MOVED);
+    if (s->remote)
+        s->closing = 1;
+}
+
+void es_core_each_registered(es_core *c, void (*fn)(es_session *s, void *ud), void *ud)
+{
+    es_registry_each(&c->registry, fn, ud);
 }
 
 static void send_peers_each(es_session *s, void *ud)
@@ -963,6 +1092,6 @@ void es_core_tick(es_core *c)
         c->next_refresh = now + every;
     }
     flush(c);
-    if (let_go && c->sessions == 0 && c->nheld == 0)
+    if (let_go && c->sessions == 0 && c->nheld == 0 && c->nremote == 0)
         compact(c); /* the last held session was the last client */
 }

@@ -104,6 +104,33 @@ typedef struct es_core_stats {
     uint64_t resume_queued_relays;    /* relays kept for a held session */
 } es_core_stats;
 
+/*
+ * Several nodes (cluster.c) steer the core through a router; without one
+ * (router.ops NULL) nothing here changes. All on the loop's thread.
+ */
+typedef struct es_router_ops {
+    /* A frame of s, a connection here whose client another node serves
+     * (s->fwd), passed the rate limit: send it there. */
+    void (*forward)(void *ud, es_session *s, const char *data, size_t len);
+    /* s (a connection here, not forwarded) sent UpdatePosition m: 1 when
+     * the router takes it to another node instead (it then calls
+     * es_core_forwarding), 0 to handle it here. */
+    int (*route)(void *ud, es_session *s, const es_msg *m, const char *data, size_t len);
+    /* s registered, resumed, moved or got a new token. */
+    void (*placed)(void *ud, es_session *s);
+    /* s left the world (its id is free again unless another holds it). */
+    void (*left)(void *ud, es_session *s, earshot_leave_reason why);
+    /* s, which the router keeps data for (s->cl), is closed: forget it.
+     * hold: its connection was lost, not ended (a forwarded client's
+     * session may then be held by the node serving it). */
+    void (*gone)(void *ud, es_session *s, int hold);
+} es_router_ops;
+
+typedef struct es_router {
+    const es_router_ops *ops;
+    void *ud;
+} es_router;
+
 typedef struct es_core {
     const es_config *cfg;
     es_hooks *hooks;
@@ -121,6 +148,9 @@ typedef struct es_core {
     es_dlist idle; /* by last activity, oldest first */
     es_dlist pend; /* not registered yet, by connect time, oldest first */
     es_dlist held; /* sessions held for a resume, oldest first */
+    es_dlist remote; /* sessions of clients connected to other nodes */
+    size_t nremote;
+    es_router router;
     size_t nheld;
     size_t nheld_gone; /* of those, whose connection is gone: they still count
                         * toward max_connections and their address's limit */
@@ -191,8 +221,33 @@ void es_core_tick(es_core *c);
 void es_core_reconfigure(es_core *c, const es_config *cfg, es_hooks *hooks);
 
 /* The server is stopping: every client leaves (reason shutdown) and every
- * connection is closed with 1001 once its queue is drained. */
+ * connection is closed with 1001 once its queue is drained. Clients of
+ * other nodes (remote) leave without a word: their nodes take them to the
+ * node that serves their map from now on. */
 void es_core_shutdown(es_core *c);
+
+/* ---- several nodes (cluster.c) ------------------------------------------ */
+
+/* A client connected to another node: a session without a connection here
+ * (conn is the router's handle). Its messages go to the delivery like any
+ * other; it does not count as a connection. Free it with es_core_closed. */
+es_session *es_core_open_remote(es_core *c, void *conn, const char *address, es_join_info *join);
+/* From now on s's frames go to router.forward: another node serves it.
+ * s must not be registered here. */
+void es_core_forwarding(es_core *c, es_session *s);
+/* s is served here again (its next UpdatePosition registers it). */
+void es_core_unforward(es_core *c, es_session *s);
+/* s leaves this node's world for another node (reason "moved") without a
+ * message to it; a remote s is then closed (es_core_closed). The peers it
+ * leaves behind get their NearbyPeers at the next flush, unless they left
+ * too: detaching a whole map in one pass tells nobody anything. */
+void es_core_detach(es_core *c, es_session *s);
+/* A frame the router held back (it passed the rate limit when it came). */
+void es_core_replay(es_core *c, es_session *s, const char *data, size_t len);
+/* Close s with code (its client leaves as "closed" if registered here). */
+void es_core_close(es_core *c, es_session *s, int code);
+/* Registered clients held or live, for the router's walks. */
+void es_core_each_registered(es_core *c, void (*fn)(es_session *s, void *ud), void *ud);
 
 /* What server.max_connections counts: open connections, and held sessions
  * whose connection is gone (a resume will bring one back). */

@@ -21,7 +21,7 @@ const es_hook_info es_hook_table[ES_HOOK_COUNT] = {
 const char *const es_leave_reason_names[ES_LEAVE_REASON_COUNT] = {
     [EARSHOT_LEAVE_DISCONNECT] = "disconnect", [EARSHOT_LEAVE_CLOSED] = "closed",
     [EARSHOT_LEAVE_TIMEOUT] = "timeout",       [EARSHOT_LEAVE_TAKEOVER] = "takeover",
-    [EARSHOT_LEAVE_SHUTDOWN] = "shutdown",
+    [EARSHOT_LEAVE_SHUTDOWN] = "shutdown",     [EARSHOT_LEAVE_MOVED] = "moved",
 };
 
 const char *const es_relay_kind_names[ES_RELAY_KIND_COUNT] = {

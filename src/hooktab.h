@@ -40,9 +40,9 @@ typedef struct es_hook_info {
 /* Indexed by es_hook_id. */
 extern const es_hook_info es_hook_table[ES_HOOK_COUNT];
 
-/* "disconnect", "closed", "timeout", "takeover", "shutdown", indexed by
- * earshot_leave_reason. */
-#define ES_LEAVE_REASON_COUNT 5
+/* "disconnect", "closed", "timeout", "takeover", "shutdown", "moved",
+ * indexed by earshot_leave_reason. */
+#define ES_LEAVE_REASON_COUNT 6
 extern const char *const es_leave_reason_names[ES_LEAVE_REASON_COUNT];
 
 /* "offer", "answer", "candidate", indexed by earshot_relay_kind. */

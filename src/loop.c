@@ -22,6 +22,8 @@ struct es_loop {
     double drain_deadline;
 };
 
+struct ev_loop *es_loop_ev(es_loop *l) { return l->ev; }
+
 static void run_reload(es_loop *l)
 {
     l->reload = 0;

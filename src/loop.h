@@ -42,6 +42,9 @@ const char *es_loop_context_hint(const es_loop *l);
 /* The context exists: the flush starts running at the end of each pass. */
 void es_loop_attach(es_loop *l, struct lws_context *ctx);
 
+/* The libev loop, for what else runs on it (Redis); NULL on the poll loop. */
+struct ev_loop *es_loop_ev(es_loop *l);
+
 /* Serve until SIGINT or SIGTERM (or es_loop_stop); SIGHUP calls ops.reload.
  * Installs the loop's signal handling. 0, or -1 if the loop failed. */
 int es_loop_run(es_loop *l);

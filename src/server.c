@@ -8,6 +8,7 @@
 
 #include <libwebsockets.h>
 
+#include "cluster.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -30,6 +31,7 @@ struct es_server {
     es_ws ws;
     es_http http;
     es_loop *loop;
+    es_cluster *cluster; /* several nodes: NULL when cluster.enabled is false */
     lws_sorted_usec_list_t tick;
     int port;
     int (*reload_cb)(es_server *srv, void *ud);
@@ -109,6 +111,8 @@ static void flush(void *ud)
 {
     es_server *srv = ud;
     es_core_flush(&srv->core);
+    if (srv->cluster)
+        es_cluster_flush(srv->cluster);
 }
 
 static void reload(void *ud)
@@ -141,6 +145,8 @@ static void render_metrics(es_buf *out, void *ud)
         .version = EARSHOT_VERSION,
     };
     es_metrics_render(out, &src);
+    if (srv->cluster)
+        es_cluster_metrics(srv->cluster, out);
 }
 
 static void lws_log_to_ours(int level, const char *line)
@@ -186,6 +192,8 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     info.mounts = es_http_mounts(&srv->http);
     info.user = srv;
     info.vhost_name = "earshot";
+    if (cfg->reuse_port)
+        info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE; /* SO_REUSEPORT */
     /* Keepalive pings are earshot's own (es_core_tick): libwebsockets'
      * validity pings hit every connection, busy or not, and each answer
      * costs a walk of a list as long as the number of connections. */
@@ -218,6 +226,17 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
      * (the loop's flush): one per client per pass, and written in one
      * burst. */
     srv->core.batch = 1;
+    if (cfg->cluster_enabled) {
+        srv->cluster = es_cluster_create(cfg, &srv->core, es_loop_ev(srv->loop), srv->port, err,
+                                         errlen);
+        if (!srv->cluster) {
+            es_core_free(&srv->core);
+            lws_context_destroy(srv->ctx);
+            es_loop_destroy(srv->loop);
+            free(srv);
+            return NULL;
+        }
+    }
     es_loop_attach(srv->loop, srv->ctx);
     /*
      * The tick runs on libwebsockets' scheduler in both loops. With libev
@@ -241,6 +260,8 @@ void es_server_on_reload(es_server *srv, int (*cb)(es_server *srv, void *ud), vo
 void es_server_apply(es_server *srv, const es_config *cfg, es_hooks *hooks)
 {
     srv->ws.cfg = cfg;
+    if (srv->cluster)
+        es_cluster_apply(srv->cluster, cfg);
     es_http_apply(&srv->http, cfg);
     es_core_reconfigure(&srv->core, cfg, hooks);
 }
@@ -250,6 +271,8 @@ int es_server_run(es_server *srv) { return es_loop_run(srv->loop); }
 int es_server_drain(es_server *srv, double timeout)
 {
     srv->ws.stopping = srv->http.stopping = 1;
+    if (srv->cluster)
+        es_cluster_leave(srv->cluster); /* the others take its maps and hold its clients */
     es_core_shutdown(&srv->core);
     return es_loop_drain(srv->loop, timeout);
 }
@@ -264,6 +287,7 @@ void es_server_destroy(es_server *srv)
     /* Destroying the context closes every connection (CLOSED callbacks). */
     lws_context_destroy(srv->ctx);
     srv->ctx = NULL;
+    es_cluster_destroy(srv->cluster); /* hands the core its own delivery back */
     es_loop_destroy(srv->loop);
     es_core_free(&srv->core);
     free(srv);

@@ -48,6 +48,22 @@ typedef struct es_session {
     uint8_t dirty;         /* in the matcher's dirty list: ES_DIRTY_* */
     uint8_t doomed;        /* queued to be dropped after the current message */
 
+    /* Several nodes (cluster.c). On the node serving a client's map, a
+     * client connected to another node is a `remote` session: no
+     * connection here, its messages go through the bus, and it is not
+     * counted as a connection. On the node holding the connection, a
+     * client served elsewhere is `fwd`: its frames are forwarded as they
+     * come. `reattach`: the next UpdatePosition re-registers a client
+     * that was registered on another node (no join chain, same token). */
+    uint8_t remote;
+    uint8_t fwd;
+    uint8_t reattach;
+    uint16_t closed_with;  /* the close code the core asked for, 0 = none */
+    void *cl;              /* the cluster's data for this session */
+    uint64_t peers_sig;    /* the set of the last NearbyPeers it was sent */
+    uint8_t peers_sig_ok;
+    uint8_t suppress_same; /* moved between nodes: a first list equal to the last is not sent */
+
     /* Resuming (protocol v1.1). A resumable client's session outlives a
      * lost connection: it is `held` (still registered, in the grid and the
      * matcher) until held_until, its connection `gone` once the transport

@@ -136,7 +136,8 @@ typedef enum earshot_leave_reason {
     EARSHOT_LEAVE_CLOSED = 1,     /* the connection closed or failed */
     EARSHOT_LEAVE_TIMEOUT = 2,    /* idle timeout */
     EARSHOT_LEAVE_TAKEOVER = 3,   /* another connection took over its client_id */
-    EARSHOT_LEAVE_SHUTDOWN = 4    /* the server is stopping */
+    EARSHOT_LEAVE_SHUTDOWN = 4,   /* the server is stopping */
+    EARSHOT_LEAVE_MOVED = 5       /* several nodes: another node serves it from now on */
 } earshot_leave_reason;
 
 typedef enum earshot_log_level {
