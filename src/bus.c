@@ -103,7 +103,7 @@ es_bus_error es_bus_decode(const char *p, size_t n, es_bus_msg *m, size_t *used)
         break;
     case ES_BUS_OPEN:
         m->conn = get_be(&r, 8);
-        m->flags = get_flags(&r, ES_BUS_F_RESUMABLE | ES_BUS_F_REATTACH);
+        m->flags = get_flags(&r, ES_BUS_F_RESUMABLE | ES_BUS_F_REATTACH | ES_BUS_F_SESSION_OWED);
         m->addr = get_str(&r, ES_BUS_ADDR_MAX);
         m->token = get_str(&r, ES_BUS_TOKEN_MAX);
         m->path = get_str(&r, ES_BUS_PATH_MAX);
@@ -137,7 +137,7 @@ es_bus_error es_bus_decode(const char *p, size_t n, es_bus_msg *m, size_t *used)
         break;
     case ES_BUS_REHOME:
         m->conn = get_be(&r, 8);
-        m->flags = get_flags(&r, ES_BUS_F_RESUMABLE);
+        m->flags = get_flags(&r, ES_BUS_F_RESUMABLE | ES_BUS_F_SESSION_OWED);
         m->token = get_str(&r, ES_BUS_TOKEN_MAX);
         m->data = get_span(&r, 4, ES_BUS_FRAME_MAX);
         break;

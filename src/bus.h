@@ -16,14 +16,14 @@
  * against the field's own limit, and unknown flag bits are refused:
  *
  *   HEARTBEAT  flags(1: leaving)
- *   OPEN       conn, flags(1: resumable, 2: reattach), str addr, str token,
+ *   OPEN       conn, flags(1: resumable, 2: reattach, 4: Session owed), str addr, str token,
  *              str path, str query, u16 nheaders {str name, str value},
  *              str lost_owner, bytes frame
  *   FRAME      conn, bytes frame
  *   CLOSED     conn, flags(1: may be held)
  *   OUT        conn, bytes payload
  *   CLOSE      conn, u16 code
- *   REHOME     conn, flags(1: resumable), str token, bytes frame
+ *   REHOME     conn, flags(1: resumable, 4: Session owed), str token, bytes frame
  *   TOKEN      conn, str token
  *
  * "conn" is the edge node's number for the connection (es_session.serial
@@ -61,10 +61,11 @@ typedef enum es_bus_type {
 } es_bus_type;
 
 enum {
-    ES_BUS_F_LEAVING = 1,   /* HEARTBEAT: the node is shutting down */
-    ES_BUS_F_RESUMABLE = 1, /* OPEN, REHOME */
-    ES_BUS_F_REATTACH = 2,  /* OPEN: registered before; skip join, keep the token */
-    ES_BUS_F_HOLD = 1       /* CLOSED: the connection was lost, not ended */
+    ES_BUS_F_LEAVING = 1,      /* HEARTBEAT: the node is shutting down */
+    ES_BUS_F_RESUMABLE = 1,    /* OPEN, REHOME */
+    ES_BUS_F_REATTACH = 2,     /* OPEN: registered before; skip join, keep the token */
+    ES_BUS_F_SESSION_OWED = 4, /* OPEN, REHOME: its Session message is still to be sent */
+    ES_BUS_F_HOLD = 1          /* CLOSED: the connection was lost, not ended */
 };
 
 typedef struct es_bus_str {

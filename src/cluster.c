@@ -29,10 +29,12 @@
 #define PENDING_BYTES_MAX (256 * 1024)
 #define BACKOFF_MIN 0.1
 #define BACKOFF_MAX 2.0
+#define KEY_MAX 256              /* a Redis key: prefix (64 at most), name, incarnation */
 
 /* ---- the nodes ------------------------------------------------------------- */
 
 typedef struct cl_node {
+    struct es_cluster *cl;
     char name[ES_BUS_NAME_MAX + 1];
     size_t name_len;
     uint64_t inc;
@@ -68,6 +70,12 @@ typedef struct cl_sess {
     size_t retry_len;
     /* owner side: Redis knows it holds the id; its record is due */
     int dir_ok, rec_dirty;
+    /* moved between nodes: its lists wait until the world has settled, and
+     * the last one goes out only if it differs from what the client has */
+    double settle_until;
+    char *settled_list;
+    size_t settled_len;
+    es_dnode settle_node;
     char token_sent[ES_BUS_TOKEN_MAX + 1];
     es_dnode rec_node, all_node;
     UT_hash_handle hh;
@@ -89,12 +97,13 @@ struct es_cluster {
     cl_node *self;
     uint64_t inc;
     char hb_channel[128];
-    char ids_key[ES_BUS_NAME_MAX + 160];
-    char rec_key[ES_BUS_NAME_MAX + 160];
+    char ids_key[KEY_MAX];
+    char rec_key[KEY_MAX];
 
     cl_sess *by_key;
     es_dlist all_sess;
     es_dlist rec_dirty;
+    es_dlist settling;
 
     redisAsyncContext *cmd, *sub;
     int up;            /* our own heartbeat came back: the world is shared */
@@ -104,6 +113,7 @@ struct es_cluster {
     int want_down;     /* Redis was lost: go local-only at the next chance */
     int resync_due;
     int leaving;
+    int destroying;
     int restoring;     /* records being read: the inbox waits */
     queued *held_in, **held_in_tail;
     ev_timer hb_timer, retry_timer;
@@ -125,6 +135,7 @@ static cl_node *node_get(es_cluster *cl, const char *name, size_t len)
     if (n)
         return n;
     n = es_xcalloc(1, sizeof *n);
+    n->cl = cl;
     memcpy(n->name, name, len);
     n->name_len = len;
     snprintf(n->inbox, sizeof n->inbox, "%s:n:%s", cl->cfg->cluster_prefix, n->name);
@@ -303,7 +314,8 @@ static void redis_lost(es_cluster *cl, const char *why)
         cl->stats.redis_losses++;
         ES_LOG(EARSHOT_LOG_WARN, "cluster",
                "Redis lost (%s): serving this node's clients alone, matching is local-only", why);
-        cl->want_down = 1;
+        cl->up = 0;
+        cl->want_down = 1; /* the clients move at the end of the pass */
     }
     if (!ev_is_active(&cl->retry_timer) && !cl->leaving) {
         ev_timer_set(&cl->retry_timer, cl->backoff, 0);
@@ -417,6 +429,8 @@ static cl_sess *find(es_cluster *cl, cl_node *node, uint64_t conn)
 static void sess_free(es_cluster *cl, cl_sess *cs)
 {
     hash_del(cl, cs);
+    es_dlist_unlink(&cl->settling, &cs->settle_node);
+    free(cs->settled_list);
     es_dlist_unlink(&cl->rec_dirty, &cs->rec_node);
     es_dlist_unlink(&cl->all_sess, &cs->all_node);
     es_sendq_clear(&cs->pending);
@@ -457,19 +471,54 @@ static uint64_t peers_sig(const char *p, size_t len)
 static int deliver_local(es_cluster *cl, es_session *s, char *payload, size_t len)
 {
     if (is_peers(payload, len)) {
-        uint64_t sig = peers_sig(payload, len);
-        int same = s->peers_sig_ok && sig == s->peers_sig;
-        if (s->suppress_same) {
-            s->suppress_same = 0;
-            if (same) {
-                cl->stats.lists_suppressed++;
-                return 0;
-            }
+        cl_sess *cs = s->cl;
+        if (cs && cs->settle_until > 0) {
+            /* moving: only the last list of the move counts */
+            free(cs->settled_list);
+            cs->settled_list = es_xmalloc(len + ES_WIRE_HEADROOM);
+            memcpy(cs->settled_list + ES_WIRE_HEADROOM, payload, len);
+            cs->settled_len = len;
+            return 0;
         }
-        s->peers_sig = sig;
+        s->peers_sig = peers_sig(payload, len);
         s->peers_sig_ok = 1;
     }
     return es_deliver(&cl->local, s, payload, len);
+}
+
+/* s moves to another node's care (or back): its lists wait a moment. The
+ * nodes see a node die a heartbeat apart, so the clients of a map arrive
+ * at its new node one by one; a list sent at the first arrival would lack
+ * the peers still on their way. */
+static void settle(es_cluster *cl, es_session *s)
+{
+    cl_sess *cs = s->cl;
+    double wait = 2 * cl->cfg->cluster_heartbeat + 0.1;
+    cs->settle_until = es_now() + (wait < 0.5 ? 0.5 : wait);
+    es_dlist_unlink(&cl->settling, &cs->settle_node);
+    es_dlist_append(&cl->settling, &cs->settle_node);
+}
+
+static void settled(es_cluster *cl, double now)
+{
+    while (cl->settling.head) {
+        cl_sess *cs = ES_CONTAINER_OF(cl->settling.head, cl_sess, settle_node);
+        if (cs->settle_until > now)
+            break;
+        es_dlist_unlink(&cl->settling, &cs->settle_node);
+        cs->settle_until = 0;
+        char *list = cs->settled_list;
+        cs->settled_list = NULL;
+        es_session *s = cs->s;
+        if (list && s && !s->closing) {
+            char *payload = list + ES_WIRE_HEADROOM;
+            if (s->peers_sig_ok && peers_sig(payload, cs->settled_len) == s->peers_sig)
+                cl->stats.lists_suppressed++;
+            else if (deliver_local(cl, s, payload, cs->settled_len) != 0)
+                es_core_close(cl->core, s, ES_CLOSE_POLICY);
+        }
+        free(list);
+    }
 }
 
 static int cd_deliver(void *impl, es_session *s, char *payload, size_t len)
@@ -564,7 +613,9 @@ static void attach_remote(es_cluster *cl, es_session *s, cl_node *t, const char 
     if (!s->fwd)
         es_core_forwarding(cl->core, s);
     unsigned flags = (reattach ? ES_BUS_F_REATTACH : 0) |
-                     (s->resumable && s->token_len ? ES_BUS_F_RESUMABLE : 0);
+                     (s->resumable && s->token_len ? ES_BUS_F_RESUMABLE : 0) |
+                     (s->session_owed ? ES_BUS_F_SESSION_OWED : 0);
+    s->session_owed = 0; /* the node serving it sends it now */
     const es_join_info *ji = reattach ? NULL : s->join;
     es_bus_put_open(&t->out, cl->self->name, cl->inc, s->serial, flags, s->addr,
                     (flags & ES_BUS_F_RESUMABLE) ? s->token : "", ji ? ji->path : "/",
@@ -574,7 +625,8 @@ static void attach_remote(es_cluster *cl, es_session *s, cl_node *t, const char 
     free(s->join);
     s->join = NULL;
     if (reattach) {
-        s->suppress_same = 1;
+        if (s->peers_sig_ok)
+            settle(cl, s); /* it has a list: the move must not show */
         cl->stats.moved_out++;
     }
 }
@@ -589,7 +641,8 @@ static void attach_local(es_cluster *cl, es_session *s, const char *frame, size_
     cs->peer = NULL;
     es_core_unforward(cl->core, s);
     s->reattach = 1;
-    s->suppress_same = 1;
+    if (s->peers_sig_ok)
+        settle(cl, s);
     cs->decided_local = 1;
     cl->stats.moved_in++;
     es_core_replay(cl->core, s, frame, len);
@@ -684,6 +737,12 @@ static void decide(es_cluster *cl, cl_sess *cs, cl_node *holder)
 
 static void lookup_reply(redisAsyncContext *ac, void *r, void *priv);
 
+/* A question "who holds this id": whose tables it reads, in order. */
+typedef struct lookup {
+    cl_sess *cs;
+    cl_node *asked[64];
+} lookup;
+
 static int r_route(void *ud, es_session *s, const es_msg *m, const char *data, size_t len)
 {
     es_cluster *cl = ud;
@@ -720,17 +779,19 @@ static int r_route(void *ud, es_session *s, const es_msg *m, const char *data, s
     /* one script over every live node's id table */
     static const char script[] =
         "for i = 1, #KEYS do if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then "
-        "return string.sub(KEYS[i], #ARGV[2] + 1) end end return false";
+        "return i end end return 0";
     const char *argv[4 + 64 + 2];
     size_t lens[4 + 64 + 2];
-    char keys[64][ES_BUS_NAME_MAX + 160];
-    char prefix[160];
-    snprintf(prefix, sizeof prefix, "%s:ids:", cl->cfg->cluster_prefix);
+    char keys[64][KEY_MAX];
+    lookup *lk = es_xcalloc(1, sizeof *lk);
+    lk->cs = cs;
     int nk = 0;
     for (cl_node *n = cl->nodes; n && nk < 64; n = n->hh.next) {
         if (!n->alive || n->is_self)
             continue;
-        snprintf(keys[nk], sizeof keys[nk], "%s%s", prefix, n->name);
+        snprintf(keys[nk], sizeof keys[nk], "%.64s:ids:%s:%016llx", cl->cfg->cluster_prefix,
+                 n->name, (unsigned long long)n->inc);
+        lk->asked[nk] = n;
         nk++;
     }
     char nkeys[16];
@@ -742,12 +803,12 @@ static int r_route(void *ud, es_session *s, const es_msg *m, const char *data, s
     for (int i = 0; i < nk; i++)
         argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
     argv[argc] = s->id, lens[argc++] = s->id_len;
-    argv[argc] = prefix, lens[argc++] = strlen(prefix);
     cs->inflight++;
     cl->stats.lookups++;
     if (cl->cmd) {
-        redisAsyncCommandArgv(cl->cmd, lookup_reply, cs, argc, argv, lens);
+        redisAsyncCommandArgv(cl->cmd, lookup_reply, lk, argc, argv, lens);
     } else {
+        free(lk);
         cs->inflight--;
         decide(cl, cs, NULL);
     }
@@ -757,21 +818,22 @@ static int r_route(void *ud, es_session *s, const es_msg *m, const char *data, s
 static void lookup_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
-    cl_sess *cs = priv;
+    lookup *lk = priv;
+    cl_sess *cs = lk->cs;
     redisReply *reply = r;
     es_cluster *cl = cs->cl;
     cs->inflight--;
-    if (cs->dead) {
-        if (cs->inflight == 0)
+    if (cs->dead || !cs->waiting) {
+        free(lk);
+        if (cs->dead && cs->inflight == 0)
             free(cs);
         return;
     }
-    if (!cs->waiting)
-        return;
     cl_node *holder = NULL;
-    if (reply && reply->type == REDIS_REPLY_STRING && es_bus_name_valid(reply->str, reply->len)) {
-        HASH_FIND(hh, cl->nodes, reply->str, reply->len, holder);
-    }
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1 &&
+        reply->integer <= 64)
+        holder = lk->asked[reply->integer - 1]; /* nodes live as long as the cluster */
+    free(lk);
     decide(cl, cs, holder);
 }
 
@@ -913,7 +975,8 @@ static void rehome(es_cluster *cl, cl_sess *cs, const char *frame, size_t len)
         int resumable = s->resumable && s->token_len;
         size_t at = es_bus_begin(&edge->out, ES_BUS_REHOME, cl->self->name, cl->inc);
         es_bus_put_u64(&edge->out, cs->key.conn);
-        es_bus_put_u8(&edge->out, resumable ? ES_BUS_F_RESUMABLE : 0);
+        es_bus_put_u8(&edge->out, (resumable ? ES_BUS_F_RESUMABLE : 0) |
+                                      (s->session_owed ? ES_BUS_F_SESSION_OWED : 0));
         es_bus_put_str(&edge->out, resumable ? s->token : "", resumable ? s->token_len : 0);
         es_bus_put_bytes(&edge->out, frame, len);
         es_bus_end(&edge->out, at);
@@ -956,6 +1019,7 @@ static void on_open(es_cluster *cl, cl_node *from, const es_bus_msg *m)
     if (reattach) {
         s->reattach = 1;
         s->resumable = (m->flags & ES_BUS_F_RESUMABLE) && m->token.len > 0;
+        s->session_owed = s->resumable && (m->flags & ES_BUS_F_SESSION_OWED);
         memcpy(s->token, token, m->token.len + 1);
         s->token_len = m->token.len;
         snprintf(cs->token_sent, sizeof cs->token_sent, "%s", token);
@@ -1027,6 +1091,7 @@ static void on_edge(es_cluster *cl, cl_node *from, const es_bus_msg *m)
         if (m->token.len && copy_str(s->token, sizeof s->token, m->token) == 0) {
             s->token_len = m->token.len;
             s->resumable = 1;
+            s->session_owed = (m->flags & ES_BUS_F_SESSION_OWED) != 0;
         }
         if (m->data.len)
             track(s, m->data.p, m->data.len);
@@ -1305,11 +1370,12 @@ static void restore_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
     cl_node *dead = priv;
-    es_cluster *cl = ac->data;
+    es_cluster *cl = dead->cl;
     redisReply *reply = r;
-    if (!cl)
+    if (cl->restoring > 0)
+        cl->restoring--;
+    if (cl->destroying || !reply)
         return;
-    cl->restoring--;
     if (reply && reply->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i + 1 < reply->elements; i += 2)
             restore_one(cl, reply->element[i], reply->element[i + 1]);
@@ -1321,8 +1387,9 @@ static void restore_from(es_cluster *cl, cl_node *dead)
 {
     if (!cl->cmd)
         return;
-    char key[ES_BUS_NAME_MAX + 160];
-    snprintf(key, sizeof key, "%s:rec:%s", cl->cfg->cluster_prefix, dead->name);
+    char key[KEY_MAX];
+    snprintf(key, sizeof key, "%.64s:rec:%s:%016llx", cl->cfg->cluster_prefix, dead->name,
+             (unsigned long long)dead->inc);
     const char *argv[2] = {"HGETALL", key};
     size_t lens[2] = {7, strlen(key)};
     cl->restoring++;
@@ -1447,9 +1514,12 @@ static void on_heartbeat(struct ev_loop *ev, ev_timer *w, int revents)
         if (now - since > cl->cfg->cluster_node_timeout)
             redis_lost(cl, "no answer within node_timeout");
     }
-    for (cl_node *n = cl->nodes; n; n = n->hh.next)
+    /* a node is gone when we hear ourselves and not it (Redis slow or away
+     * is not a node dying: the watchdog above handles that) */
+    int hear_self = cl->up && now - cl->last_echo < 2 * cl->cfg->cluster_heartbeat + 0.1;
+    for (cl_node *n = cl->nodes; n && hear_self; n = n->hh.next)
         if (n->alive && !n->is_self && now - n->last_heard > cl->cfg->cluster_node_timeout)
-            node_lost(cl, n, cl->up);
+            node_lost(cl, n, 1);
     flush_records(cl);
     if (cl->up) {
         char ttl[32];
@@ -1475,18 +1545,18 @@ void es_cluster_flush(es_cluster *cl)
 {
     if (cl->want_down) {
         cl->want_down = 0;
-        if (cl->up) {
-            cl->up = 0;
-            for (cl_node *n = cl->nodes; n; n = n->hh.next)
-                n->alive = 0;
-            resync(cl); /* everything here is served here */
-        }
+        cl->restoring = 0; /* the records will not come */
+        for (cl_node *n = cl->nodes; n; n = n->hh.next)
+            n->alive = 0;
+        resync(cl); /* everything here is served here */
     }
     if (cl->resync_due && !cl->restoring)
         resync(cl);
     for (size_t i = 0; i < cl->ndeferred; i++)
         es_core_closed(cl->core, cl->deferred[i]);
     cl->ndeferred = 0;
+    if (cl->settling.head)
+        settled(cl, es_now());
     for (cl_node *n = cl->nodes; n; n = n->hh.next)
         publish(cl, n);
 }
@@ -1525,8 +1595,13 @@ es_cluster *es_cluster_create(const es_config *cfg, es_core *core, struct ev_loo
     cl->self->is_self = 1;
     cl->self->inc = cl->inc;
     snprintf(cl->hb_channel, sizeof cl->hb_channel, "%s:hb", cfg->cluster_prefix);
-    snprintf(cl->ids_key, sizeof cl->ids_key, "%s:ids:%s", cfg->cluster_prefix, name);
-    snprintf(cl->rec_key, sizeof cl->rec_key, "%s:rec:%s", cfg->cluster_prefix, name);
+    /* one incarnation's keys: a node restarted under the same name starts
+     * afresh, and the records of the one before stay for whoever holds
+     * its clients */
+    snprintf(cl->ids_key, sizeof cl->ids_key, "%.64s:ids:%s:%016llx", cfg->cluster_prefix, name,
+             (unsigned long long)cl->inc);
+    snprintf(cl->rec_key, sizeof cl->rec_key, "%.64s:rec:%s:%016llx", cfg->cluster_prefix, name,
+             (unsigned long long)cl->inc);
 
     cl->local = core->delivery;
     core->delivery = (es_delivery){.ops = &cluster_delivery, .impl = cl};
@@ -1561,11 +1636,30 @@ void es_cluster_destroy(es_cluster *cl)
     if (!cl)
         return;
     cl->leaving = 1;
+    cl->destroying = 1;
     ev_timer_stop(cl->ev, &cl->hb_timer);
     ev_timer_stop(cl->ev, &cl->retry_timer);
-    /* replies still due are called with nothing; they must not find us */
-    for (es_dnode *d = cl->all_sess.head; d; d = d->next)
-        ES_CONTAINER_OF(d, cl_sess, all_node)->dead = 1;
+    HASH_CLEAR(hh, cl->by_key);
+    cl->core->delivery = cl->local;
+    cl->core->router = (es_router){0};
+    /* replies still due are called with nothing when the contexts go: the
+     * sessions they name are freed by them */
+    while (cl->all_sess.head) {
+        cl_sess *cs = ES_CONTAINER_OF(cl->all_sess.head, cl_sess, all_node);
+        es_dlist_unlink(&cl->all_sess, &cs->all_node);
+        es_sendq_clear(&cs->pending);
+        free(cs->retry_frame);
+        cs->retry_frame = NULL;
+        free(cs->settled_list);
+        cs->settled_list = NULL;
+        if (cs->s && cs->s->cl == cs)
+            cs->s->cl = NULL;
+        cs->s = NULL;
+        if (cs->inflight > 0)
+            cs->dead = 1;
+        else
+            free(cs);
+    }
     redisAsyncContext *cmd = cl->cmd, *sub = cl->sub;
     cl->cmd = cl->sub = NULL;
     if (cmd) {
@@ -1575,18 +1669,6 @@ void es_cluster_destroy(es_cluster *cl)
     if (sub) {
         sub->data = NULL;
         redisAsyncFree(sub);
-    }
-    HASH_CLEAR(hh, cl->by_key);
-    cl->core->delivery = cl->local;
-    cl->core->router = (es_router){0};
-    while (cl->all_sess.head) {
-        cl_sess *cs = ES_CONTAINER_OF(cl->all_sess.head, cl_sess, all_node);
-        es_dlist_unlink(&cl->all_sess, &cs->all_node);
-        if (cs->inflight > 0)
-            continue; /* freed by its reply, which came already */
-        es_sendq_clear(&cs->pending);
-        free(cs->retry_frame);
-        free(cs);
     }
     cl_node *n, *tmp;
     HASH_ITER(hh, cl->nodes, n, tmp) {

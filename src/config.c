@@ -690,8 +690,9 @@ static int check_together(loader *l)
             why = "'node' must be 1 to 64 characters of A-Z a-z 0-9 . _ : -", at = "cluster.node";
         else if (!es_config_redis_address(c->cluster_redis, NULL, 0, NULL))
             why = "'redis' must be \"host:port\" or \"unix:/path\"", at = "cluster.redis";
-        else if (!c->cluster_prefix[0] || strchr(c->cluster_prefix, ' '))
-            why = "'prefix' must be a non-empty string without spaces", at = "cluster.prefix";
+        else if (!c->cluster_prefix[0] || strlen(c->cluster_prefix) > 64 ||
+                 strpbrk(c->cluster_prefix, " \t\r\n"))
+            why = "'prefix' must be 1 to 64 characters without spaces", at = "cluster.prefix";
         else if (c->cluster_node_timeout < 2 * c->cluster_heartbeat)
             why = "'node_timeout' must be at least twice 'heartbeat_interval'",
             at = "cluster.node_timeout";

@@ -62,7 +62,6 @@ typedef struct es_session {
     void *cl;              /* the cluster's data for this session */
     uint64_t peers_sig;    /* the set of the last NearbyPeers it was sent */
     uint8_t peers_sig_ok;
-    uint8_t suppress_same; /* moved between nodes: a first list equal to the last is not sent */
 
     /* Resuming (protocol v1.1). A resumable client's session outlives a
      * lost connection: it is `held` (still registered, in the grid and the
