@@ -238,6 +238,60 @@ void es_bus_put_conn_bytes(es_buf *b, es_bus_type type, const char *node, uint64
     es_bus_end(b, at);
 }
 
+static void put_span(es_buf *b, es_bus_str s) { es_bus_put_str(b, s.p ? s.p : "", s.len); }
+
+void es_bus_encode(es_buf *b, const es_bus_msg *m)
+{
+    char node[ES_BUS_NAME_MAX + 1];
+    size_t nl = m->node.len > ES_BUS_NAME_MAX ? ES_BUS_NAME_MAX : m->node.len;
+    memcpy(node, m->node.p, nl);
+    node[nl] = '\0';
+    size_t at = es_bus_begin(b, m->type, node, m->incarnation);
+    switch (m->type) {
+    case ES_BUS_HEARTBEAT: es_bus_put_u8(b, m->flags); break;
+    case ES_BUS_OPEN:
+        es_bus_put_u64(b, m->conn);
+        es_bus_put_u8(b, m->flags);
+        put_span(b, m->addr);
+        put_span(b, m->token);
+        put_span(b, m->path);
+        put_span(b, m->query);
+        es_bus_put_u16(b, (unsigned)m->nheaders);
+        for (size_t i = 0; i < m->nheaders; i++) {
+            put_span(b, m->header_names[i]);
+            put_span(b, m->header_values[i]);
+        }
+        put_span(b, m->lost_owner);
+        es_bus_put_bytes(b, m->data.p, m->data.len);
+        break;
+    case ES_BUS_FRAME:
+    case ES_BUS_OUT:
+        es_bus_put_u64(b, m->conn);
+        es_bus_put_bytes(b, m->data.p, m->data.len);
+        break;
+    case ES_BUS_CLOSED:
+        es_bus_put_u64(b, m->conn);
+        es_bus_put_u8(b, m->flags);
+        break;
+    case ES_BUS_CLOSE:
+        es_bus_put_u64(b, m->conn);
+        es_bus_put_u16(b, m->code);
+        break;
+    case ES_BUS_REHOME:
+        es_bus_put_u64(b, m->conn);
+        es_bus_put_u8(b, m->flags);
+        put_span(b, m->token);
+        es_bus_put_bytes(b, m->data.p, m->data.len);
+        break;
+    case ES_BUS_TOKEN:
+        es_bus_put_u64(b, m->conn);
+        put_span(b, m->token);
+        break;
+    default: break;
+    }
+    es_bus_end(b, at);
+}
+
 uint64_t es_bus_hash(const void *data, size_t len, uint64_t seed)
 {
     const unsigned char *p = data;

@@ -122,6 +122,10 @@ void es_bus_put_u64(es_buf *b, uint64_t v);
 void es_bus_put_str(es_buf *b, const char *s, size_t len); /* len <= 65535 */
 void es_bus_put_bytes(es_buf *b, const void *s, size_t len);
 
+/* Any message, as es_bus_decode reads it (node and incarnation from m):
+ * decoding what this writes gives m back. */
+void es_bus_encode(es_buf *b, const es_bus_msg *m);
+
 /* Whole packets of the common kinds. */
 void es_bus_put_open(es_buf *b, const char *node, uint64_t inc, uint64_t conn, unsigned flags,
                      const char *addr, const char *token, const char *path, const char *query,

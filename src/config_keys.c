@@ -32,6 +32,12 @@ static int same_tls(const es_config *a, const es_config *b)
     return strcmp(a->tls_cert, b->tls_cert) == 0 && strcmp(a->tls_key, b->tls_key) == 0;
 }
 
+static int same_cluster_password(const es_config *a, const es_config *b)
+{
+    return strcmp(a->cluster_password, b->cluster_password) == 0 &&
+           strcmp(a->cluster_password_file, b->cluster_password_file) == 0;
+}
+
 #define AT(field) .offset = offsetof(es_config, field), .size = sizeof(((es_config *)0)->field)
 
 const es_config_key es_config_keys[] = {
@@ -143,30 +149,6 @@ const es_config_key es_config_keys[] = {
      .doc = "levels of single modules, overriding `level`: main, hooks, session, protocol, "
             "relay, lws, plugin, lua"},
 
-    /* cluster */
-    {.name = "cluster.enabled", .type = ES_KEY_BOOL, .def.i = 0, AT(cluster_enabled),
-     .doc = "share one world with the other nodes on the same Redis (docs/deploy.md)"},
-    {.name = "cluster.redis", .type = ES_KEY_STRING, .values = "`host:port`, `unix:/path`",
-     .def.s = "127.0.0.1:6379", AT(cluster_redis), .doc = "the Redis server the nodes share"},
-    {.name = "cluster.user", .type = ES_KEY_STRING, .values = "string", .def.s = "",
-     AT(cluster_user), .doc = "Redis ACL user for AUTH; \"\" = the default user"},
-    {.name = "cluster.password", .type = ES_KEY_STRING, .values = "string", .def.s = "",
-     AT(cluster_password), .doc = "Redis AUTH password, \"\" = none; never logged"},
-    {.name = "cluster.password_file", .type = ES_KEY_STRING, .values = "file", .def.s = "",
-     AT(cluster_password_file), .load = es_config_load_cluster_password_file,
-     .doc = "read the Redis password from this file (one line) instead"},
-    {.name = "cluster.node", .type = ES_KEY_STRING, .values = "`[A-Za-z0-9._:-]`, 1..64",
-     .def.s = "", .def_doc = "\"\": the host name and the process id", AT(cluster_node),
-     .doc = "this node's name, unique among the nodes: in logs, metrics and Redis keys"},
-    {.name = "cluster.prefix", .type = ES_KEY_STRING, .values = "string", .def.s = "earshot",
-     AT(cluster_prefix), .doc = "prefix of every Redis key and channel: several worlds on one Redis"},
-    {.name = "cluster.heartbeat_interval", .type = ES_KEY_NUMBER, .lo = 0.05, .hi = 10,
-     .def.d = 0.25, AT(cluster_heartbeat), .doc = "seconds between a node's heartbeats"},
-    {.name = "cluster.node_timeout", .type = ES_KEY_NUMBER, .lo = 0.2, .hi = 60, .def.d = 1.5,
-     AT(cluster_node_timeout),
-     .doc = "seconds without a node's heartbeat before its clients are let go or held; also "
-            "how long Redis may stay silent before this node serves its own clients alone"},
-
     /* where things are */
     {.name = "plugin_dir", .type = ES_KEY_PATH, .values = "folder", .def.s = ".",
      .def_doc = "plugins/ next to the binary, else the installed lib/earshot/plugins",
@@ -202,6 +184,31 @@ const es_config_key es_config_keys[] = {
      AT(turn_ttl), .reloadable = 1,
      .doc = "seconds a minted TURN credential can make new allocations (its username's "
             "expiry)"},
+
+    /* cluster */
+    {.name = "cluster.enabled", .type = ES_KEY_BOOL, .def.i = 0, AT(cluster_enabled),
+     .doc = "share one world with the other nodes on the same Redis (docs/deploy.md)"},
+    {.name = "cluster.redis", .type = ES_KEY_STRING, .values = "`host:port`, `unix:/path`",
+     .def.s = "127.0.0.1:6379", AT(cluster_redis), .doc = "the Redis server the nodes share"},
+    {.name = "cluster.user", .type = ES_KEY_STRING, .values = "string", .def.s = "",
+     AT(cluster_user), .doc = "Redis ACL user for AUTH; \"\" = the default user"},
+    {.name = "cluster.password", .type = ES_KEY_STRING, .values = "string", .def.s = "",
+     AT(cluster_password), .doc = "Redis AUTH password, \"\" = none; never logged"},
+    {.name = "cluster.password_file", .type = ES_KEY_STRING, .values = "file", .def.s = "",
+     AT(cluster_password_file), .load = es_config_load_cluster_password_file,
+     .same = same_cluster_password,
+     .doc = "read the Redis password from this file (one line) instead"},
+    {.name = "cluster.node", .type = ES_KEY_STRING, .values = "`[A-Za-z0-9._:-]`, 1..64",
+     .def.s = "", .def_doc = "\"\": the host name and the process id", AT(cluster_node),
+     .doc = "this node's name, unique among the nodes: in logs, metrics and Redis keys"},
+    {.name = "cluster.prefix", .type = ES_KEY_STRING, .values = "string", .def.s = "earshot",
+     AT(cluster_prefix), .doc = "prefix of every Redis key and channel: several worlds on one Redis"},
+    {.name = "cluster.heartbeat_interval", .type = ES_KEY_NUMBER, .lo = 0.05, .hi = 10,
+     .def.d = 0.25, AT(cluster_heartbeat), .doc = "seconds between a node's heartbeats"},
+    {.name = "cluster.node_timeout", .type = ES_KEY_NUMBER, .lo = 0.2, .hi = 60, .def.d = 1.5,
+     AT(cluster_node_timeout),
+     .doc = "seconds without a node's heartbeat before its clients are let go or held; also "
+            "how long Redis may stay silent before this node serves its own clients alone"},
 };
 
 const size_t es_config_nkeys = ES_ARRAY_LEN(es_config_keys);

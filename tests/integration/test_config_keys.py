@@ -91,8 +91,12 @@ class KeyTableTest(unittest.TestCase):
             self.assertTrue(r["what"], r)
             self.assertTrue(r["default"], r)
         restart = sorted(r["key"] for r in self.rows if r["reload"] == "restart")
-        self.assertEqual(restart, ["limits.handshake_timeout", "server.address",
-                                   "server.event_loop", "server.port", "server.tls"])
+        self.assertEqual(restart, ["cluster.enabled", "cluster.heartbeat_interval",
+                                   "cluster.node", "cluster.node_timeout", "cluster.password",
+                                   "cluster.password_file", "cluster.prefix", "cluster.redis",
+                                   "cluster.user", "limits.handshake_timeout", "server.address",
+                                   "server.event_loop", "server.port", "server.reuse_port",
+                                   "server.tls"])
 
     def test_fuzz_seed_is_the_stock_config(self):
         with open(STOCK_CONFIG, encoding="utf-8") as f, open(FUZZ_SEED, encoding="utf-8") as g:
@@ -116,7 +120,7 @@ class KeyTableTest(unittest.TestCase):
 
     def test_check_config_enforces_the_printed_ranges(self):
         ranged = [r for r in self.rows if r["type"] in ("integer", "number")]
-        self.assertEqual(len(ranged), 19)
+        self.assertEqual(len(ranged), 21)
         for r in ranged:
             lo, hi = (float(v) for v in r["values"].split(" to "))
             leaf = r["key"].rpartition(".")[2]
