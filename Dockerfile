@@ -12,6 +12,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev libssl-dev uthash-dev \
+      libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -32,6 +33,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libwebsockets17 libwebsockets-evlib-ev libev4 libjansson4 libconfig9 liblua5.4-0 \
+      libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 earshot \
  && useradd --system --no-create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin earshot
