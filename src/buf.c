@@ -32,6 +32,8 @@ void es_buf_reserve(es_buf *b, size_t extra)
 
 void es_buf_append(es_buf *b, const void *data, size_t n)
 {
+    if (n == 0)
+        return; /* data may be NULL then */
     es_buf_reserve(b, n);
     memcpy(es_buf_data(b) + b->len, data, n);
     b->len += n;

@@ -837,9 +837,23 @@ static void lookup_reply(redisAsyncContext *ac, void *r, void *priv)
     decide(cl, cs, holder);
 }
 
+static void write_record(es_cluster *cl, es_session *s, const char *edge);
+
 static void r_placed(void *ud, es_session *s)
 {
     es_cluster *cl = ud;
+    if (s->gone) {
+        /* held, its connection gone: nothing to keep per session; whoever
+         * serves its map next holds it if this node dies */
+        if (cl->up) {
+            const char *argv[4] = {"HSET", cl->ids_key, s->id, "1"};
+            size_t lens[4] = {4, strlen(cl->ids_key), s->id_len, 1};
+            command(cl, NULL, NULL, 4, argv, lens);
+            if (s->resumable && s->token_len)
+                write_record(cl, s, "-");
+        }
+        return;
+    }
     cl_sess *cs = sess_of(cl, s, s->remote ? CL_REMOTE : CL_LOCAL);
     if (!cl->up)
         return;
