@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "protocol.h"
+
 const char *const es_bus_error_names[ES_BUS_ERR_COUNT] = {"ok",      "short", "magic", "version",
                                                           "type",    "name",  "field"};
 
@@ -67,6 +69,11 @@ static unsigned get_flags(rd *r, unsigned known)
     return f;
 }
 
+static int is_relay_type(unsigned t)
+{
+    return t == ES_MSG_SEND_OFFER || t == ES_MSG_SEND_ANSWER || t == ES_MSG_SEND_ICE_CANDIDATE;
+}
+
 es_bus_error es_bus_decode(const char *p, size_t n, es_bus_msg *m, size_t *used)
 {
     memset(m, 0, sizeof *m);
@@ -121,8 +128,12 @@ es_bus_error es_bus_decode(const char *p, size_t n, es_bus_msg *m, size_t *used)
         m->data = get_span(&r, 4, ES_BUS_FRAME_MAX);
         break;
     case ES_BUS_FRAME:
+        m->conn = get_be(&r, 8);
+        m->data = get_span(&r, 4, ES_BUS_FRAME_MAX);
+        break;
     case ES_BUS_OUT:
         m->conn = get_be(&r, 8);
+        m->flags = get_flags(&r, ES_BUS_F_REPLY);
         m->data = get_span(&r, 4, ES_BUS_FRAME_MAX);
         break;
     case ES_BUS_CLOSED:
@@ -145,6 +156,26 @@ es_bus_error es_bus_decode(const char *p, size_t n, es_bus_msg *m, size_t *used)
         m->conn = get_be(&r, 8);
         m->token = get_str(&r, ES_BUS_TOKEN_MAX);
         break;
+    case ES_BUS_RELAY:
+        m->conn = get_be(&r, 8);
+        m->relay = (unsigned)get_be(&r, 1);
+        m->sender = get_str(&r, ES_BUS_ID_MAX);
+        m->addr = get_str(&r, ES_BUS_ADDR_MAX);
+        for (int i = 0; i < 5; i++)
+            m->pos[i] = (int32_t)(uint32_t)get_be(&r, 4);
+        m->target = get_str(&r, ES_BUS_ID_MAX);
+        m->data = get_span(&r, 4, ES_BUS_FRAME_MAX);
+        if (m->sender.len == 0 || m->target.len == 0 || !is_relay_type(m->relay))
+            r.bad = 1;
+        break;
+    case ES_BUS_RELAY_FAIL:
+        m->conn = get_be(&r, 8);
+        m->relay = (unsigned)get_be(&r, 1);
+        m->code = (unsigned)get_be(&r, 1);
+        m->text = get_str(&r, ES_BUS_TEXT_MAX);
+        if (!is_relay_type(m->relay) || m->code == 0 || m->code >= 64)
+            r.bad = 1;
+        break;
     default:
         return ES_BUS_ERR_TYPE;
     }
@@ -166,6 +197,7 @@ static void put_be(es_buf *b, uint64_t v, size_t n)
 
 void es_bus_put_u8(es_buf *b, unsigned v) { put_be(b, v, 1); }
 void es_bus_put_u16(es_buf *b, unsigned v) { put_be(b, v, 2); }
+void es_bus_put_u32(es_buf *b, uint32_t v) { put_be(b, v, 4); }
 void es_bus_put_u64(es_buf *b, uint64_t v) { put_be(b, v, 8); }
 
 void es_bus_put_str(es_buf *b, const char *s, size_t len)
@@ -265,8 +297,12 @@ void es_bus_encode(es_buf *b, const es_bus_msg *m)
         es_bus_put_bytes(b, m->data.p, m->data.len);
         break;
     case ES_BUS_FRAME:
+        es_bus_put_u64(b, m->conn);
+        es_bus_put_bytes(b, m->data.p, m->data.len);
+        break;
     case ES_BUS_OUT:
         es_bus_put_u64(b, m->conn);
+        es_bus_put_u8(b, m->flags);
         es_bus_put_bytes(b, m->data.p, m->data.len);
         break;
     case ES_BUS_CLOSED:
@@ -286,6 +322,22 @@ void es_bus_encode(es_buf *b, const es_bus_msg *m)
     case ES_BUS_TOKEN:
         es_bus_put_u64(b, m->conn);
         put_span(b, m->token);
+        break;
+    case ES_BUS_RELAY:
+        es_bus_put_u64(b, m->conn);
+        es_bus_put_u8(b, m->relay);
+        put_span(b, m->sender);
+        put_span(b, m->addr);
+        for (int i = 0; i < 5; i++)
+            put_be(b, (uint32_t)m->pos[i], 4);
+        put_span(b, m->target);
+        es_bus_put_bytes(b, m->data.p, m->data.len);
+        break;
+    case ES_BUS_RELAY_FAIL:
+        es_bus_put_u64(b, m->conn);
+        es_bus_put_u8(b, m->relay);
+        es_bus_put_u8(b, m->code);
+        put_span(b, m->text);
         break;
     default: break;
     }

@@ -21,13 +21,18 @@
  *              str lost_owner, bytes frame
  *   FRAME      conn, bytes frame
  *   CLOSED     conn, flags(1: may be held)
- *   OUT        conn, bytes payload
+ *   OUT        conn, flags(1: the answer to a request), bytes payload
  *   CLOSE      conn, u16 code
  *   REHOME     conn, flags(1: resumable, 4: Session owed), str token, bytes frame
  *   TOKEN      conn, str token
+ *   RELAY      conn, u8 type, str sender, str addr, 5 x u32 position (game,
+ *              map, x, y, channel), str target, bytes payload
+ *   RELAY_FAIL conn, u8 type, u8 error, str text
  *
  * "conn" is the edge node's number for the connection (es_session.serial
- * there). Decoding never allocates: the message points into the packet.
+ * there); in RELAY and RELAY_FAIL, the sender's session number on the node
+ * that asked. RELAY carries a relay to a client of a map another node
+ * serves; RELAY_FAIL says why it was not delivered (an es_error_kind). Decoding never allocates: the message points into the packet.
  */
 #ifndef EARSHOT_BUS_H
 #define EARSHOT_BUS_H
@@ -47,6 +52,8 @@
 #define ES_BUS_HEADER_NAME_MAX 64
 #define ES_BUS_HEADER_VALUE_MAX 4096
 #define ES_BUS_FRAME_MAX (16u * 1024 * 1024)
+#define ES_BUS_ID_MAX 128
+#define ES_BUS_TEXT_MAX 512
 
 typedef enum es_bus_type {
     ES_BUS_HEARTBEAT = 1,
@@ -57,6 +64,8 @@ typedef enum es_bus_type {
     ES_BUS_CLOSE,
     ES_BUS_REHOME,
     ES_BUS_TOKEN,
+    ES_BUS_RELAY,
+    ES_BUS_RELAY_FAIL,
     ES_BUS_TYPE_END
 } es_bus_type;
 
@@ -65,7 +74,8 @@ enum {
     ES_BUS_F_RESUMABLE = 1,    /* OPEN, REHOME */
     ES_BUS_F_REATTACH = 2,     /* OPEN: registered before; skip join, keep the token */
     ES_BUS_F_SESSION_OWED = 4, /* OPEN, REHOME: its Session message is still to be sent */
-    ES_BUS_F_HOLD = 1          /* CLOSED: the connection was lost, not ended */
+    ES_BUS_F_HOLD = 1,         /* CLOSED: the connection was lost, not ended */
+    ES_BUS_F_REPLY = 1         /* OUT: answers the client's request: never held back */
 };
 
 typedef struct es_bus_str {
@@ -79,7 +89,10 @@ typedef struct es_bus_msg {
     uint64_t incarnation; /* the sender's */
     uint64_t conn;
     unsigned flags;
-    unsigned code;
+    unsigned code;      /* CLOSE: the close code; RELAY_FAIL: the error */
+    unsigned relay;     /* RELAY, RELAY_FAIL: the client message type */
+    int32_t pos[5];     /* RELAY: game, map, x, y, channel */
+    es_bus_str sender, target, text;
     es_bus_str addr, token, path, query, lost_owner;
     es_bus_str data; /* frame or payload */
     size_t nheaders;
@@ -118,6 +131,7 @@ void es_bus_end(es_buf *b, size_t start);
 
 void es_bus_put_u8(es_buf *b, unsigned v);
 void es_bus_put_u16(es_buf *b, unsigned v);
+void es_bus_put_u32(es_buf *b, uint32_t v);
 void es_bus_put_u64(es_buf *b, uint64_t v);
 void es_bus_put_str(es_buf *b, const char *s, size_t len); /* len <= 65535 */
 void es_bus_put_bytes(es_buf *b, const void *s, size_t len);

@@ -70,6 +70,7 @@ typedef struct cl_sess {
     size_t retry_len;
     /* owner side: Redis knows it holds the id; its record is due */
     int dir_ok, rec_dirty;
+    char rec_token[ES_BUS_TOKEN_MAX + 1]; /* the token its record holds, "" = none yet */
     /* moved between nodes: its lists wait until the world has settled, and
      * the last one goes out only if it differs from what the client has */
     double settle_until;
@@ -79,6 +80,10 @@ typedef struct cl_sess {
     char token_sent[ES_BUS_TOKEN_MAX + 1];
     es_dnode rec_node, all_node;
     UT_hash_handle hh;
+    /* relays it sent to clients of other nodes: an answer comes by serial */
+    uint64_t origin;
+    int in_origins;
+    UT_hash_handle hh_origin;
 } cl_sess;
 
 typedef struct queued {
@@ -101,6 +106,7 @@ struct es_cluster {
     char rec_key[KEY_MAX];
 
     cl_sess *by_key;
+    cl_sess *origins; /* by serial: senders of relays to other nodes */
     es_dlist all_sess;
     es_dlist rec_dirty;
     es_dlist settling;
@@ -114,6 +120,7 @@ struct es_cluster {
     int resync_due;
     int leaving;
     int destroying;
+    int said_alone; /* the log says this node is alone (until Redis answers) */
     int restoring;     /* records being read: the inbox waits */
     queued *held_in, **held_in_tail;
     ev_timer hb_timer, retry_timer;
@@ -315,7 +322,14 @@ static void redis_lost(es_cluster *cl, const char *why)
         ES_LOG(EARSHOT_LOG_WARN, "cluster",
                "Redis lost (%s): serving this node's clients alone, matching is local-only", why);
         cl->up = 0;
+        cl->said_alone = 1;
         cl->want_down = 1; /* the clients move at the end of the pass */
+    } else if (!cl->said_alone && !cl->leaving) {
+        ES_LOG(EARSHOT_LOG_WARN, "cluster",
+               "Redis at %s: %s: serving this node's clients alone, matching is local-only "
+               "(trying again)",
+               cl->cfg->cluster_redis, why);
+        cl->said_alone = 1;
     }
     if (!ev_is_active(&cl->retry_timer) && !cl->leaving) {
         ev_timer_set(&cl->retry_timer, cl->backoff, 0);
@@ -429,6 +443,10 @@ static cl_sess *find(es_cluster *cl, cl_node *node, uint64_t conn)
 static void sess_free(es_cluster *cl, cl_sess *cs)
 {
     hash_del(cl, cs);
+    if (cs->in_origins) {
+        HASH_DELETE(hh_origin, cl->origins, cs);
+        cs->in_origins = 0;
+    }
     es_dlist_unlink(&cl->settling, &cs->settle_node);
     free(cs->settled_list);
     es_dlist_unlink(&cl->rec_dirty, &cs->rec_node);
@@ -467,12 +485,17 @@ static uint64_t peers_sig(const char *p, size_t len)
     return sum ^ es_bus_hash(&count, sizeof count, 1);
 }
 
-/* To a connection of this node, remembering what list it has. */
-static int deliver_local(es_cluster *cl, es_session *s, char *payload, size_t len)
+/* To a connection of this node, remembering what list it has. reply: it
+ * answers the client's request (a refresh): never held back, and newer
+ * than any list held. */
+static int deliver_local(es_cluster *cl, es_session *s, char *payload, size_t len, int reply)
 {
     if (is_peers(payload, len)) {
         cl_sess *cs = s->cl;
-        if (cs && cs->settle_until > 0) {
+        if (cs && cs->settle_until > 0 && reply) {
+            free(cs->settled_list);
+            cs->settled_list = NULL;
+        } else if (cs && cs->settle_until > 0) {
             /* moving: only the last list of the move counts */
             free(cs->settled_list);
             cs->settled_list = es_xmalloc(len + ES_WIRE_HEADROOM);
@@ -514,7 +537,7 @@ static void settled(es_cluster *cl, double now)
             char *payload = list + ES_WIRE_HEADROOM;
             if (s->peers_sig_ok && peers_sig(payload, cs->settled_len) == s->peers_sig)
                 cl->stats.lists_suppressed++;
-            else if (deliver_local(cl, s, payload, cs->settled_len) != 0)
+            else if (deliver_local(cl, s, payload, cs->settled_len, 0) != 0)
                 es_core_close(cl->core, s, ES_CLOSE_POLICY);
         }
         free(list);
@@ -525,10 +548,17 @@ static int cd_deliver(void *impl, es_session *s, char *payload, size_t len)
 {
     es_cluster *cl = impl;
     if (!s->remote)
-        return deliver_local(cl, s, payload, len);
+        return deliver_local(cl, s, payload, len, s->replying);
     cl_sess *cs = s->cl;
-    if (cs && cs->peer && cs->in_hash)
-        put_conn(cl, cs->peer, ES_BUS_OUT, cs->key.conn, payload, len);
+    if (cs && cs->peer && cs->in_hash) {
+        es_buf *out = &cs->peer->out;
+        size_t at = es_bus_begin(out, ES_BUS_OUT, cl->self->name, cl->inc);
+        es_bus_put_u64(out, cs->key.conn);
+        es_bus_put_u8(out, s->replying ? ES_BUS_F_REPLY : 0);
+        es_bus_put_bytes(out, payload, len);
+        es_bus_end(out, at);
+        sent_packet(cl, cs->peer);
+    }
     return 0;
 }
 
@@ -737,11 +767,58 @@ static void decide(es_cluster *cl, cl_sess *cs, cl_node *holder)
 
 static void lookup_reply(redisAsyncContext *ac, void *r, void *priv);
 
-/* A question "who holds this id": whose tables it reads, in order. */
+/* A question "who holds this id": whose tables it reads, in order; for a
+ * relay, the relay. */
 typedef struct lookup {
     cl_sess *cs;
     cl_node *asked[64];
+    int relay;
+    es_msg_type type;
+    char target[ES_ID_MAX + 1];
+    size_t target_len;
+    char *payload;
+    size_t payload_len;
 } lookup;
+
+/* Ask Redis which of the other live nodes holds id (lk->asked filled). */
+static void ask_holder(es_cluster *cl, lookup *lk, const char *id, size_t id_len)
+{
+    static const char script[] =
+        "for i = 1, #KEYS do if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then "
+        "return i end end return 0";
+    const char *argv[3 + 64 + 1];
+    size_t lens[3 + 64 + 1];
+    char keys[64][KEY_MAX];
+    int nk = 0;
+    for (cl_node *n = cl->nodes; n && nk < 64; n = n->hh.next) {
+        if (!n->alive || n->is_self)
+            continue;
+        snprintf(keys[nk], sizeof keys[nk], "%.64s:ids:%s:%016llx", cl->cfg->cluster_prefix,
+                 n->name, (unsigned long long)n->inc);
+        lk->asked[nk] = n;
+        nk++;
+    }
+    char nkeys[16];
+    snprintf(nkeys, sizeof nkeys, "%d", nk);
+    int argc = 0;
+    argv[argc] = "EVAL", lens[argc++] = 4;
+    argv[argc] = script, lens[argc++] = sizeof script - 1;
+    argv[argc] = nkeys, lens[argc++] = strlen(nkeys);
+    for (int i = 0; i < nk; i++)
+        argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
+    argv[argc] = id, lens[argc++] = id_len;
+    lk->cs->inflight++;
+    cl->stats.lookups++;
+    redisAsyncCommandArgv(cl->cmd, lookup_reply, lk, argc, argv, lens);
+}
+
+static int others_alive(const es_cluster *cl)
+{
+    for (const cl_node *n = cl->nodes; n; n = n->hh.next)
+        if (n->alive && !n->is_self)
+            return 1;
+    return 0;
+}
 
 static int r_route(void *ud, es_session *s, const es_msg *m, const char *data, size_t len)
 {
@@ -764,10 +841,7 @@ static int r_route(void *ud, es_session *s, const es_msg *m, const char *data, s
     memcpy(s->id, m->client_id, m->client_id_len);
     s->id[m->client_id_len] = '\0';
     s->id_len = m->client_id_len;
-    int others = 0;
-    for (cl_node *n = cl->nodes; n; n = n->hh.next)
-        others += n->alive && !n->is_self;
-    if (!others)
+    if (!others_alive(cl) || !cl->cmd)
         return 0;
     cs = sess_of(cl, s, CL_EDGE);
     cs->kind = CL_EDGE;
@@ -776,43 +850,48 @@ static int r_route(void *ud, es_session *s, const es_msg *m, const char *data, s
         return 0;
     cs->waiting = 1;
     es_core_forwarding(cl->core, s);
-    /* one script over every live node's id table */
-    static const char script[] =
-        "for i = 1, #KEYS do if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then "
-        "return i end end return 0";
-    const char *argv[4 + 64 + 2];
-    size_t lens[4 + 64 + 2];
-    char keys[64][KEY_MAX];
     lookup *lk = es_xcalloc(1, sizeof *lk);
     lk->cs = cs;
-    int nk = 0;
-    for (cl_node *n = cl->nodes; n && nk < 64; n = n->hh.next) {
-        if (!n->alive || n->is_self)
-            continue;
-        snprintf(keys[nk], sizeof keys[nk], "%.64s:ids:%s:%016llx", cl->cfg->cluster_prefix,
-                 n->name, (unsigned long long)n->inc);
-        lk->asked[nk] = n;
-        nk++;
-    }
-    char nkeys[16];
-    snprintf(nkeys, sizeof nkeys, "%d", nk);
-    int argc = 0;
-    argv[argc] = "EVAL", lens[argc++] = 4;
-    argv[argc] = script, lens[argc++] = sizeof script - 1;
-    argv[argc] = nkeys, lens[argc++] = strlen(nkeys);
-    for (int i = 0; i < nk; i++)
-        argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
-    argv[argc] = s->id, lens[argc++] = s->id_len;
-    cs->inflight++;
-    cl->stats.lookups++;
-    if (cl->cmd) {
-        redisAsyncCommandArgv(cl->cmd, lookup_reply, lk, argc, argv, lens);
-    } else {
-        free(lk);
-        cs->inflight--;
-        decide(cl, cs, NULL);
-    }
+    ask_holder(cl, lk, s->id, s->id_len);
     return 1;
+}
+
+/* Where the target of a relay is: send it there, or tell the sender. */
+static void relay_reply(es_cluster *cl, lookup *lk, redisReply *reply)
+{
+    es_session *s = lk->cs->s;
+    cl_node *holder = NULL;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1 &&
+        reply->integer <= 64)
+        holder = lk->asked[reply->integer - 1];
+    if (!holder || !holder->alive || cl->destroying) {
+        if (cl->destroying)
+            return;
+        char text[ES_ERROR_MAX];
+        snprintf(text, sizeof text, "Client %.*s not found", (int)lk->target_len, lk->target);
+        es_core_relay_failed(cl->core, s, lk->type, ES_ERR_UNKNOWN_TARGET, text, 0);
+        return;
+    }
+    cl_sess *cs = lk->cs;
+    if (!cs->in_origins) {
+        cs->origin = s->serial;
+        HASH_ADD(hh_origin, cl->origins, origin, sizeof cs->origin, cs);
+        cs->in_origins = 1;
+    }
+    es_buf *out = &holder->out;
+    size_t at = es_bus_begin(out, ES_BUS_RELAY, cl->self->name, cl->inc);
+    es_bus_put_u64(out, s->serial);
+    es_bus_put_u8(out, (unsigned)lk->type);
+    es_bus_put_str(out, s->id, s->id_len);
+    es_bus_put_str(out, s->addr, strlen(s->addr));
+    const int32_t pos[5] = {s->view.pos.game_id, s->view.pos.map_id, s->view.pos.x,
+                            s->view.pos.y, s->view.pos.channel};
+    for (int i = 0; i < 5; i++)
+        es_bus_put_u32(out, (uint32_t)pos[i]);
+    es_bus_put_str(out, lk->target, lk->target_len);
+    es_bus_put_bytes(out, lk->payload, lk->payload_len);
+    es_bus_end(out, at);
+    sent_packet(cl, holder);
 }
 
 static void lookup_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -823,6 +902,14 @@ static void lookup_reply(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     es_cluster *cl = cs->cl;
     cs->inflight--;
+    if (lk->relay && !cs->dead) {
+        relay_reply(cl, lk, reply);
+        free(lk->payload);
+        free(lk);
+        return;
+    }
+    if (lk->relay)
+        free(lk->payload);
     if (cs->dead || !cs->waiting) {
         free(lk);
         if (cs->dead && cs->inflight == 0)
@@ -838,6 +925,25 @@ static void lookup_reply(redisAsyncContext *ac, void *r, void *priv)
 }
 
 static void write_record(es_cluster *cl, es_session *s, const char *edge);
+
+static int r_relay(void *ud, es_session *s, const es_msg *m)
+{
+    es_cluster *cl = ud;
+    if (!cl->up || !cl->cmd || !others_alive(cl) || m->target_id_len > ES_ID_MAX)
+        return 0;
+    cl_sess *cs = sess_of(cl, s, s->remote ? CL_REMOTE : CL_LOCAL);
+    lookup *lk = es_xcalloc(1, sizeof *lk);
+    lk->cs = cs;
+    lk->relay = 1;
+    lk->type = m->type;
+    memcpy(lk->target, m->target_id, m->target_id_len);
+    lk->target_len = m->target_id_len;
+    lk->payload = es_xmalloc(m->payload_len + 1);
+    memcpy(lk->payload, m->payload, m->payload_len);
+    lk->payload_len = m->payload_len;
+    ask_holder(cl, lk, m->target_id, m->target_id_len);
+    return 1;
+}
 
 static void r_placed(void *ud, es_session *s)
 {
@@ -872,8 +978,13 @@ static void r_placed(void *ud, es_session *s)
         sent_packet(cl, cs->peer);
         snprintf(cs->token_sent, sizeof cs->token_sent, "%s", s->token);
     }
-    if (s->resumable && !cs->rec_dirty) {
-        cs->rec_dirty = 1;
+    if (s->resumable && s->token_len && strcmp(cs->rec_token, s->token) != 0) {
+        /* a new client, or a new token: at once, for its node may die
+         * before the next heartbeat */
+        write_record(cl, s, cs->kind == CL_REMOTE ? NAME(cs->peer) : cl->self->name);
+        snprintf(cs->rec_token, sizeof cs->rec_token, "%s", s->token);
+    } else if (s->resumable && !cs->rec_dirty) {
+        cs->rec_dirty = 1; /* moves: once per heartbeat */
         es_dlist_append(&cl->rec_dirty, &cs->rec_node);
     }
 }
@@ -885,6 +996,7 @@ static void r_left(void *ud, es_session *s, earshot_leave_reason why)
     cl_sess *cs = s->cl;
     if (cs) {
         cs->dir_ok = 0;
+        cs->rec_token[0] = '\0';
         if (cs->rec_dirty) {
             cs->rec_dirty = 0;
             es_dlist_unlink(&cl->rec_dirty, &cs->rec_node);
@@ -918,6 +1030,10 @@ static void r_gone(void *ud, es_session *s, int hold)
     if (cs->inflight > 0) {
         /* a lookup reply is on its way: it frees the rest */
         hash_del(cl, cs);
+        if (cs->in_origins) {
+            HASH_DELETE(hh_origin, cl->origins, cs);
+            cs->in_origins = 0;
+        }
         es_dlist_unlink(&cl->rec_dirty, &cs->rec_node);
         es_dlist_unlink(&cl->all_sess, &cs->all_node);
         es_sendq_clear(&cs->pending);
@@ -935,6 +1051,7 @@ static const es_router_ops router_ops = {
     .placed = r_placed,
     .left = r_left,
     .gone = r_gone,
+    .relay = r_relay,
 };
 
 /* ---- the owner: clients of its maps connected to other nodes ------------- */
@@ -1075,6 +1192,46 @@ static void on_closed(es_cluster *cl, cl_node *from, const es_bus_msg *m)
     es_core_closed(cl->core, s);
 }
 
+/* A relay from a client of node `from` to one registered here. */
+static void on_relay(es_cluster *cl, cl_node *from, const es_bus_msg *m)
+{
+    char id[ES_ID_MAX + 1], addr[ES_BUS_ADDR_MAX + 1], text[ES_ERROR_MAX];
+    if (copy_str(id, sizeof id, m->sender) || copy_str(addr, sizeof addr, m->addr) ||
+        !es_protocol_id_valid(m->sender.p, m->sender.len) ||
+        !es_protocol_id_valid(m->target.p, m->target.len)) {
+        cl->stats.bus_rejected[ES_BUS_ERR_FIELD]++;
+        return;
+    }
+    earshot_client sender = {
+        .client_id = id,
+        .address = addr,
+        .pos = {m->pos[0], m->pos[1], m->pos[2], m->pos[3], m->pos[4]},
+    };
+    int err = es_core_relay_from(cl->core, &sender, (es_msg_type)m->relay, m->target.p,
+                                 m->target.len, m->data.p, m->data.len, text);
+    if (!err)
+        return;
+    size_t at = es_bus_begin(&from->out, ES_BUS_RELAY_FAIL, cl->self->name, cl->inc);
+    es_bus_put_u64(&from->out, m->conn);
+    es_bus_put_u8(&from->out, m->relay);
+    es_bus_put_u8(&from->out, (unsigned)err);
+    es_bus_put_str(&from->out, text, strlen(text));
+    es_bus_end(&from->out, at);
+    sent_packet(cl, from);
+}
+
+static void on_relay_fail(es_cluster *cl, const es_bus_msg *m)
+{
+    cl_sess *cs = NULL;
+    uint64_t serial = m->conn;
+    HASH_FIND(hh_origin, cl->origins, &serial, sizeof serial, cs);
+    char text[ES_ERROR_MAX];
+    if (!cs || !cs->s || copy_str(text, sizeof text, m->text) ||
+        !es_utf8_valid(text, m->text.len))
+        return;
+    es_core_relay_failed(cl->core, cs->s, (es_msg_type)m->relay, (int)m->code, text, 1);
+}
+
 /* ---- the edge: what the serving node sends back -------------------------- */
 
 static void on_edge(es_cluster *cl, cl_node *from, const es_bus_msg *m)
@@ -1087,7 +1244,8 @@ static void on_edge(es_cluster *cl, cl_node *from, const es_bus_msg *m)
     case ES_BUS_OUT:
         es_buf_reset(&cl->scratch);
         es_buf_append(&cl->scratch, m->data.p, m->data.len);
-        if (deliver_local(cl, s, es_buf_data(&cl->scratch), cl->scratch.len) != 0)
+        if (deliver_local(cl, s, es_buf_data(&cl->scratch), cl->scratch.len,
+                          (m->flags & ES_BUS_F_REPLY) != 0) != 0)
             es_core_close(cl->core, s, ES_CLOSE_POLICY); /* it does not read */
         break;
     case ES_BUS_CLOSE:
@@ -1269,6 +1427,8 @@ static void handle_bus(es_cluster *cl, const char *p, size_t n, int on_hb)
             on_open(cl, from, &m);
             break;
         case ES_BUS_FRAME: on_frame(cl, from, &m); break;
+        case ES_BUS_RELAY: on_relay(cl, from, &m); break;
+        case ES_BUS_RELAY_FAIL: on_relay_fail(cl, &m); break;
         case ES_BUS_CLOSED: on_closed(cl, from, &m); break;
         case ES_BUS_OUT:
         case ES_BUS_CLOSE:
@@ -1422,6 +1582,7 @@ static void replace_one(es_session *s, void *ud)
 static void became_up(es_cluster *cl)
 {
     cl->up = 1;
+    cl->said_alone = 0;
     cl->backoff = BACKOFF_MIN;
     cl->self->alive = 1;
     ES_LOG(EARSHOT_LOG_INFO, "cluster", "node %s on Redis at %s: sharing the world",

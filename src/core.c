@@ -625,46 +625,41 @@ static void handle_update(es_core *c, es_session *s, const es_msg *m)
 
 /* ---- relays ------------------------------------------------------------- */
 
-static void handle_relay(es_core *c, es_session *s, const es_msg *m)
+static int relay_kind(es_msg_type type)
 {
-    int kind = m->type == ES_MSG_SEND_OFFER ? EARSHOT_RELAY_OFFER
-               : m->type == ES_MSG_SEND_ANSWER ? EARSHOT_RELAY_ANSWER
-                                               : EARSHOT_RELAY_ICE_CANDIDATE;
-    int is_ice = kind == EARSHOT_RELAY_ICE_CANDIDATE;
+    return type == ES_MSG_SEND_OFFER    ? EARSHOT_RELAY_OFFER
+           : type == ES_MSG_SEND_ANSWER ? EARSHOT_RELAY_ANSWER
+                                        : EARSHOT_RELAY_ICE_CANDIDATE;
+}
+
+/*
+ * A relay of type from sender to t (registered here): the relay chain, then
+ * the delivery, or t's held queue. Counts the outcome. 0 = delivered (or
+ * kept); otherwise the es_error_kind the sender should hear, text saying
+ * why.
+ */
+static int relay_to(es_core *c, const earshot_client *sender, size_t sender_len, int matched,
+                    es_session *t, es_msg_type type, const char *payload, size_t payload_len,
+                    char text[ES_ERROR_MAX])
+{
+    int kind = relay_kind(type);
     uint64_t *outcome = c->stats.relays[kind];
-    char text[ES_ERROR_MAX];
-    if (m->target_id_len == s->id_len && memcmp(m->target_id, s->id, s->id_len) == 0) {
-        outcome[ES_RELAY_SELF]++;
-        send_error(c, s, ES_ERR_SELF_RELAY, "Cannot send to yourself");
-        return;
-    }
-    es_session *t = es_registry_find(&c->registry, m->target_id, m->target_id_len);
-    if (!t) {
-        outcome[ES_RELAY_UNKNOWN_TARGET]++;
-        if (!is_ice) {
-            snprintf(text, sizeof text, "Client %s not found", m->target_id);
-            send_error(c, s, ES_ERR_UNKNOWN_TARGET, text);
-        }
-        return;
-    }
     earshot_relay r = {
         .kind = (earshot_relay_kind)kind,
-        .sender = &s->view,
+        .sender = sender,
         .target = &t->view,
-        .payload = m->payload,
-        .payload_len = m->payload_len,
-        .matched = es_matcher_is_matched(s, t),
+        .payload = payload,
+        .payload_len = payload_len,
+        .matched = matched,
     };
     if (!es_hooks_relay(c->hooks, &r, text)) {
         outcome[ES_RELAY_REFUSED]++;
-        SLOG(EARSHOT_LOG_DEBUG, "relay", s, "%s to %s refused: %s", es_msg_type_name(m->type),
-             t->id, text);
-        if (!is_ice)
-            send_error(c, s, ES_ERR_RELAY_REFUSED, text);
-        return;
+        ES_LOG(EARSHOT_LOG_DEBUG, "relay", "%s from %s to %s refused: %s", es_msg_type_name(type),
+               sender->client_id, t->id, text);
+        return ES_ERR_RELAY_REFUSED;
     }
     es_buf_reset(&c->out);
-    es_protocol_write_relay(&c->out, m->type, s->id, s->id_len, m->payload, m->payload_len);
+    es_protocol_write_relay(&c->out, type, sender->client_id, sender_len, payload, payload_len);
     if (t->held) {
         /* kept for its resume, within the bounds; past them, as for an
          * unknown target but saying why. The bytes kept never exceed half
@@ -676,19 +671,76 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
         if (t->held_q.count >= c->cfg->resume_queue_messages ||
             es_sendq_push(&t->held_q, es_buf_data(&c->out), c->out.len, keep) != 0) {
             outcome[ES_RELAY_UNKNOWN_TARGET]++;
-            if (!is_ice) {
-                snprintf(text, sizeof text, "Client %s is reconnecting", t->id);
-                send_error(c, s, ES_ERR_RECONNECTING, text);
-            }
-            return;
+            snprintf(text, ES_ERROR_MAX, "Client %s is reconnecting", t->id);
+            return ES_ERR_RECONNECTING;
         }
         outcome[ES_RELAY_DELIVERED]++;
         c->stats.resume_queued_relays++;
         c->stats.messages_out[ES_OUT_RECEIVE_OFFER + kind]++;
-        return;
+        return 0;
     }
     outcome[ES_RELAY_DELIVERED]++;
     send_out(c, t, (es_out_type)(ES_OUT_RECEIVE_OFFER + kind), &c->out);
+    return 0;
+}
+
+static void handle_relay(es_core *c, es_session *s, const es_msg *m)
+{
+    int kind = relay_kind(m->type);
+    int is_ice = kind == EARSHOT_RELAY_ICE_CANDIDATE;
+    uint64_t *outcome = c->stats.relays[kind];
+    char text[ES_ERROR_MAX];
+    if (m->target_id_len == s->id_len && memcmp(m->target_id, s->id, s->id_len) == 0) {
+        outcome[ES_RELAY_SELF]++;
+        send_error(c, s, ES_ERR_SELF_RELAY, "Cannot send to yourself");
+        return;
+    }
+    es_session *t = es_registry_find(&c->registry, m->target_id, m->target_id_len);
+    if (!t) {
+        /* with several nodes, the target may be a client another node serves */
+        if (c->router.ops && c->router.ops->relay && c->router.ops->relay(c->router.ud, s, m))
+            return;
+        outcome[ES_RELAY_UNKNOWN_TARGET]++;
+        if (!is_ice) {
+            snprintf(text, sizeof text, "Client %s not found", m->target_id);
+            send_error(c, s, ES_ERR_UNKNOWN_TARGET, text);
+        }
+        return;
+    }
+    int err = relay_to(c, &s->view, s->id_len, es_matcher_is_matched(s, t), t, m->type,
+                       m->payload, m->payload_len, text);
+    if (err && !is_ice)
+        send_error(c, s, (es_error_kind)err, text);
+}
+
+int es_core_relay_from(es_core *c, const earshot_client *sender, es_msg_type type,
+                       const char *target, size_t target_len, const char *payload,
+                       size_t payload_len, char text[ES_ERROR_MAX])
+{
+    es_session *t = es_registry_find(&c->registry, target, target_len);
+    int err;
+    if (!t) {
+        c->stats.relays[relay_kind(type)][ES_RELAY_UNKNOWN_TARGET]++;
+        snprintf(text, ES_ERROR_MAX, "Client %.*s not found", (int)target_len, target);
+        err = ES_ERR_UNKNOWN_TARGET;
+    } else {
+        err = relay_to(c, sender, strlen(sender->client_id), 0, t, type, payload, payload_len,
+                       text);
+    }
+    settle(c);
+    return err;
+}
+
+void es_core_relay_failed(es_core *c, es_session *s, es_msg_type type, int err, const char *text,
+                          int counted)
+{
+    if (!counted && err == ES_ERR_UNKNOWN_TARGET)
+        c->stats.relays[relay_kind(type)][ES_RELAY_UNKNOWN_TARGET]++;
+    if (s->closing || relay_kind(type) == EARSHOT_RELAY_ICE_CANDIDATE || err <= 0 ||
+        err >= ES_ERR_COUNT)
+        return;
+    send_error(c, s, (es_error_kind)err, text);
+    settle(c);
 }
 
 /* ---- entry points ------------------------------------------------------- */
@@ -797,7 +849,11 @@ static void frame(es_core *c, es_session *s, const char *data, size_t len, int b
              * merged). */
             touch(c, s);
             build_peers(&c->out, s);
-            send_out(c, s, ES_OUT_NEARBY_PEERS, &c->out);
+            if (s->dirty == ES_DIRTY_OWED)
+                send_peers(c, s);
+            s->replying = 1; /* several nodes: an answer is never held back */
+            deliver(c, s, ES_OUT_NEARBY_PEERS, &c->out);
+            s->replying = 0;
         } else if (m.type == ES_MSG_REQUEST_ICE_SERVERS) {
             es_buf_reset(&c->out);
             es_turn_write_ice_servers(&c->out, c->cfg, s->id, s->id_len,

@@ -120,6 +120,10 @@ typedef struct es_router_ops {
     void (*placed)(void *ud, es_session *s);
     /* s left the world (its id is free again unless another holds it). */
     void (*left)(void *ud, es_session *s, earshot_leave_reason why);
+    /* s's relay m names a target not registered here: 1 when the router
+     * tries it on another node (then reports a failure through
+     * es_core_relay_failed), 0 for the usual "not found". May be NULL. */
+    int (*relay)(void *ud, es_session *s, const es_msg *m);
     /* s, which the router keeps data for (s->cl), is closed: forget it.
      * hold: its connection was lost, not ended (a forwarded client's
      * session may then be held by the node serving it). */
@@ -242,6 +246,18 @@ void es_core_unforward(es_core *c, es_session *s);
  * leaves behind get their NearbyPeers at the next flush, unless they left
  * too: detaching a whole map in one pass tells nobody anything. */
 void es_core_detach(es_core *c, es_session *s);
+/* A relay of type from a client another node serves (sender is its view
+ * there; client_id NUL-terminated) to target, here. 0 when delivered or
+ * kept for a held target; otherwise the es_error_kind its sender should
+ * hear, with text. Counted here. */
+int es_core_relay_from(es_core *c, const earshot_client *sender, es_msg_type type,
+                       const char *target, size_t target_len, const char *payload,
+                       size_t payload_len, char text[ES_ERROR_MAX]);
+/* A relay of s that the router tried elsewhere failed (err, an
+ * es_error_kind, with text): s hears it, unless it was an ICE candidate.
+ * counted: the node that refused it counted the outcome already. */
+void es_core_relay_failed(es_core *c, es_session *s, es_msg_type type, int err, const char *text,
+                          int counted);
 /* A frame the router held back (it passed the rate limit when it came). */
 void es_core_replay(es_core *c, es_session *s, const char *data, size_t len);
 /* Close s with code (its client leaves as "closed" if registered here). */

@@ -58,6 +58,7 @@ typedef struct es_session {
     uint8_t remote;
     uint8_t fwd;
     uint8_t reattach;
+    uint8_t replying;      /* what is delivered now answers its request (a refresh) */
     uint16_t closed_with;  /* the close code the core asked for, 0 = none */
     void *cl;              /* the cluster's data for this session */
     uint64_t peers_sig;    /* the set of the last NearbyPeers it was sent */

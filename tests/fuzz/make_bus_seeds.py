@@ -8,7 +8,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "corpus", "bus")
 
 TYPES = {"HEARTBEAT": 1, "OPEN": 2, "FRAME": 3, "CLOSED": 4, "OUT": 5, "CLOSE": 6,
-         "REHOME": 7, "TOKEN": 8}
+         "REHOME": 7, "TOKEN": 8, "RELAY": 9, "RELAY_FAIL": 10}
 
 
 def s(b):
@@ -38,10 +38,14 @@ SEEDS = {
                             + s("") + s("") + struct.pack(">H", 0) + s("n3") + byts(UPDATE)),
     "frame": packet("FRAME", struct.pack(">Q", 1) + byts('{"type":"RequestPeerRefresh"}')),
     "closed": packet("CLOSED", struct.pack(">Q", 1) + b"\x01"),
-    "out": packet("OUT", struct.pack(">Q", 1) + byts('{"type":"NearbyPeers","data":["bob"]}')),
+    "out": packet("OUT", struct.pack(">Q", 1) + b"\x01" + byts('{"type":"NearbyPeers","data":["bob"]}')),
     "close": packet("CLOSE", struct.pack(">Q", 1) + struct.pack(">H", 1008)),
     "rehome": packet("REHOME", struct.pack(">Q", 1) + b"\x05" + s("tok") + byts(UPDATE)),
     "token": packet("TOKEN", struct.pack(">Q", 1) + s("tok")),
+    "relay": packet("RELAY", struct.pack(">Q", 4) + b"\x02" + s("alice") + s("127.0.0.1")
+                    + struct.pack(">5i", 0, 1, -5, 7, 0) + s("bob") + byts("v=0")),
+    "relay_fail": packet("RELAY_FAIL", struct.pack(">Q", 4) + b"\x02" + b"\x09"
+                         + s("Client bob not found")),
 }
 SEEDS["batch"] = SEEDS["frame"] + SEEDS["out"] + SEEDS["closed"] + SEEDS["close"]
 SEEDS["truncated"] = SEEDS["open"][:-5]

@@ -3,6 +3,7 @@
 Environment (set by ctest):
   EARSHOT_BIN         path to the earshot binary      (default: <repo>/build/earshot)
   EARSHOT_PLUGIN_DIR  dir with proximity.so etc.      (default: <repo>/build/plugins)
+  EARSHOT_CLUSTER     N: each "server" is N nodes on one Redis behind haproxy (cluster.py)
 
 Each test class gets its own server process, configured through class attributes:
 
@@ -292,6 +293,26 @@ class EarshotServer:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
+# ------------------------------------------------------------ cluster mode
+def server_class_for(cls):
+    """EarshotServer, or cluster.ClusterServer when EARSHOT_CLUSTER=N is set (the
+    suite then runs through a round-robin proxy over N nodes; see cluster.py)."""
+    if cls is EarshotServer and os.environ.get("EARSHOT_CLUSTER"):
+        import cluster
+        if cluster.cluster_size() > 0:
+            return cluster.ClusterServer
+    return cls
+
+
+def cluster_skip(test_id):
+    """skipTest reason for a test that cannot hold through a proxy (cluster mode only)."""
+    if not os.environ.get("EARSHOT_CLUSTER"):
+        return None
+    import cluster
+    reason = cluster.skip_reason(test_id) if cluster.cluster_size() > 0 else None
+    return "cluster: " + reason if reason else None
+
+
 # ----------------------------------------------------------------- test base
 _ids = itertools.count(1)
 
@@ -305,7 +326,10 @@ class EarshotTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = EarshotServer(cls.config, cls.hooks).start()
+        reason = cluster_skip("%s.%s" % (cls.__module__, cls.__name__))
+        if reason:
+            raise unittest.SkipTest(reason)
+        cls.server = server_class_for(EarshotServer)(cls.config, cls.hooks).start()
         cls._failed = False
 
     @classmethod
@@ -334,7 +358,8 @@ class EarshotTestCase(unittest.TestCase):
 
     # ---- /metrics
     def metrics(self):
-        return scrape_metrics(self.server.port)
+        scrape = getattr(self.server, "scrape_metrics", None)  # a cluster: summed over nodes
+        return scrape() if scrape else scrape_metrics(self.server.port)
 
     @staticmethod
     def value(samples, name, **labels):
@@ -363,6 +388,9 @@ class EarshotTestCase(unittest.TestCase):
         self._conns = []
         self._n = next(_ids)
         self._maps = itertools.count(1)
+        reason = cluster_skip(self.id())
+        if reason:
+            self.skipTest(reason)
 
     def close_connections(self):
         """Close every connection connect() tracked (tearDown does it)."""
@@ -601,6 +629,9 @@ class ServerPerTestCase(EarshotTestCase):
 
     @classmethod
     def setUpClass(cls):
+        reason = cluster_skip("%s.%s" % (cls.__module__, cls.__name__))
+        if reason:
+            raise unittest.SkipTest(reason)
         cls._failed = False
 
     @classmethod
@@ -608,12 +639,12 @@ class ServerPerTestCase(EarshotTestCase):
         pass
 
     def setUp(self):
-        super().setUp()
         self._servers = []
         self.server = None
+        super().setUp()
 
     def start(self, config=None, hooks=None, **kw):
-        srv = self.server_class(config, hooks, **kw)
+        srv = server_class_for(self.server_class)(config, hooks, **kw)
         self._servers.append(srv)
         srv.start()
         self.server = srv

@@ -6,6 +6,7 @@
 
 #include "buf.h"
 #include "bus.h"
+#include "protocol.h"
 
 static es_bus_str S(const char *s) { return (es_bus_str){s, strlen(s)}; }
 
@@ -44,6 +45,8 @@ static void round_trip(const es_bus_msg *m)
     es_buf_free(&b);
 }
 
+static es_bus_error decode_all(const char *p, size_t n);
+
 static es_bus_msg base(es_bus_type t)
 {
     es_bus_msg m;
@@ -81,6 +84,7 @@ TEST(t_every_kind_round_trips)
 
     m = base(ES_BUS_OUT);
     m.conn = 1ULL << 40;
+    m.flags = ES_BUS_F_REPLY;
     m.data = S("{\"type\":\"NearbyPeers\",\"data\":[]}");
     round_trip(&m);
 
@@ -105,6 +109,55 @@ TEST(t_every_kind_round_trips)
     m.conn = 3;
     m.token = S("t");
     round_trip(&m);
+
+    m = base(ES_BUS_RELAY);
+    m.conn = 12;
+    m.relay = ES_MSG_SEND_ANSWER;
+    m.sender = S("alice");
+    m.addr = S("10.0.0.1");
+    int32_t pos[5] = {INT32_MIN, -1, 0, 1, INT32_MAX};
+    memcpy(m.pos, pos, sizeof pos);
+    m.target = S("bob");
+    m.data = S("v=0 sdp");
+    round_trip(&m);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(m.pos[i], pos[i]);
+
+    m = base(ES_BUS_RELAY_FAIL);
+    m.conn = 12;
+    m.relay = ES_MSG_SEND_OFFER;
+    m.code = 9;
+    m.text = S("Client bob not found");
+    round_trip(&m);
+}
+
+TEST(t_relays_carry_relay_types_only)
+{
+    es_buf b;
+    es_buf_init(&b);
+    es_bus_msg m = base(ES_BUS_RELAY);
+    m.sender = S("a");
+    m.target = S("b");
+    static const unsigned types[] = {ES_MSG_UPDATE_POSITION, ES_MSG_REQUEST_PEER_REFRESH,
+                                     ES_MSG_DISCONNECT, ES_MSG_REQUEST_ICE_SERVERS, 200};
+    for (size_t i = 0; i < ES_ARRAY_LEN(types); i++) {
+        m.relay = types[i];
+        es_buf_reset(&b);
+        es_bus_encode(&b, &m);
+        assert_int_equal(decode_all(es_buf_data(&b), b.len), ES_BUS_ERR_FIELD);
+    }
+    m.relay = ES_MSG_SEND_ICE_CANDIDATE;
+    m.sender = S("");
+    es_buf_reset(&b);
+    es_bus_encode(&b, &m);
+    assert_int_equal(decode_all(es_buf_data(&b), b.len), ES_BUS_ERR_FIELD);
+    m = base(ES_BUS_RELAY_FAIL);
+    m.relay = ES_MSG_SEND_OFFER;
+    m.code = 0; /* no error is no failure */
+    es_buf_reset(&b);
+    es_bus_encode(&b, &m);
+    assert_int_equal(decode_all(es_buf_data(&b), b.len), ES_BUS_ERR_FIELD);
+    es_buf_free(&b);
 }
 
 TEST(t_packets_back_to_back_are_read_one_by_one)
@@ -112,7 +165,7 @@ TEST(t_packets_back_to_back_are_read_one_by_one)
     es_buf b;
     es_buf_init(&b);
     es_bus_put_conn_bytes(&b, ES_BUS_FRAME, "a", 1, 10, "one", 3);
-    es_bus_put_conn_bytes(&b, ES_BUS_OUT, "a", 1, 11, "two!", 4);
+    es_bus_put_conn_bytes(&b, ES_BUS_FRAME, "a", 1, 11, "two!", 4);
     const char *p = es_buf_data(&b);
     size_t n = b.len, used;
     es_bus_msg m;
@@ -122,7 +175,7 @@ TEST(t_packets_back_to_back_are_read_one_by_one)
     assert_true(same_str(m.data, S("one")));
     p += used, n -= used;
     assert_int_equal(es_bus_decode(p, n, &m, &used), ES_BUS_OK);
-    assert_int_equal(m.type, ES_BUS_OUT);
+    assert_int_equal(m.type, ES_BUS_FRAME);
     assert_true(m.conn == 11);
     assert_true(same_str(m.data, S("two!")));
     assert_int_equal(used, n);
@@ -305,6 +358,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_every_kind_round_trips),
         cmocka_unit_test(t_packets_back_to_back_are_read_one_by_one),
+        cmocka_unit_test(t_relays_carry_relay_types_only),
         cmocka_unit_test(t_the_header_is_checked_first),
         cmocka_unit_test(t_the_body_must_be_exactly_what_the_type_says),
         cmocka_unit_test(t_fields_past_their_limits_are_refused),
