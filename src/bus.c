@@ -4,8 +4,8 @@
 
 #include "protocol.h"
 
-const char *const es_bus_error_names[ES_BUS_ERR_COUNT] = {"ok",      "short", "magic", "version",
-                                                          "type",    "name",  "field"};
+const char *const es_bus_error_names[ES_BUS_ERR_COUNT] = {
+    "ok", "short", "magic", "version", "type", "name", "field", "auth", "stale"};
 
 #define HEADER_FIXED 13 /* magic 2, version 1, type 1, incarnation 8, name_len 1 */
 
@@ -107,6 +107,7 @@ es_bus_error es_bus_decode(const char *p, size_t n, es_bus_msg *m, size_t *used)
     switch (m->type) {
     case ES_BUS_HEARTBEAT:
         m->flags = get_flags(&r, ES_BUS_F_LEAVING);
+        m->seq = get_be(&r, 8);
         break;
     case ES_BUS_OPEN:
         m->conn = get_be(&r, 8);
@@ -280,7 +281,10 @@ void es_bus_encode(es_buf *b, const es_bus_msg *m)
     node[nl] = '\0';
     size_t at = es_bus_begin(b, m->type, node, m->incarnation);
     switch (m->type) {
-    case ES_BUS_HEARTBEAT: es_bus_put_u8(b, m->flags); break;
+    case ES_BUS_HEARTBEAT:
+        es_bus_put_u8(b, m->flags);
+        es_bus_put_u64(b, m->seq);
+        break;
     case ES_BUS_OPEN:
         es_bus_put_u64(b, m->conn);
         es_bus_put_u8(b, m->flags);

@@ -9,13 +9,18 @@
  * all integers big-endian. `name` is the sending node's name (1..64 bytes
  * of [A-Za-z0-9._:-]) and `incarnation` tells a restarted node from the one
  * it replaces. One Redis message carries one or more packets back to back:
- * a node batches what it has for one inbox within a loop pass.
+ * a node batches what it has for one inbox within a loop pass. With
+ * cluster.secret set, every Redis message starts with a 16-byte tag, the
+ * first bytes of HMAC-SHA256(secret, channel name, 0, packets): a message
+ * from anyone without the secret, or moved to another channel, is refused
+ * before its first packet is read (cluster.c).
  *
  * Body fields, in order (u64 = 8 bytes, str = u16 length + bytes, bytes =
  * u32 length + bytes); every length is checked against what is left and
  * against the field's own limit, and unknown flag bits are refused:
  *
- *   HEARTBEAT  flags(1: leaving)
+ *   HEARTBEAT  flags(1: leaving), u64 sequence (grows by one per heartbeat of an
+ *              incarnation: a heartbeat replayed later is stale)
  *   OPEN       conn, flags(1: resumable, 2: reattach, 4: Session owed), str addr, str token,
  *              str path, str query, u16 nheaders {str name, str value},
  *              str lost_owner, bytes frame
@@ -88,6 +93,7 @@ typedef struct es_bus_msg {
     es_bus_str node;      /* the sender */
     uint64_t incarnation; /* the sender's */
     uint64_t conn;
+    uint64_t seq;       /* HEARTBEAT */
     unsigned flags;
     unsigned code;      /* CLOSE: the close code; RELAY_FAIL: the error */
     unsigned relay;     /* RELAY, RELAY_FAIL: the client message type */
@@ -108,6 +114,9 @@ typedef enum es_bus_error {
     ES_BUS_ERR_TYPE,
     ES_BUS_ERR_NAME,
     ES_BUS_ERR_FIELD,   /* a field past its limit, a bad flag, bytes left over */
+    /* not the decoder's: what cluster.c refuses of well-formed packets */
+    ES_BUS_ERR_AUTH,    /* the message's tag is wrong (cluster.secret) */
+    ES_BUS_ERR_STALE,   /* from an incarnation gone, or a heartbeat replayed */
     ES_BUS_ERR_COUNT
 } es_bus_error;
 extern const char *const es_bus_error_names[ES_BUS_ERR_COUNT];

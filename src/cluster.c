@@ -13,6 +13,8 @@
 #include <hiredis/adapters/libev.h>
 #pragma GCC diagnostic pop
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "bus.h"
@@ -30,6 +32,7 @@
 #define BACKOFF_MIN 0.1
 #define BACKOFF_MAX 2.0
 #define KEY_MAX 256              /* a Redis key: prefix (64 at most), name, incarnation */
+#define TAG_LEN 16               /* bytes of HMAC-SHA256 before a message (cluster.secret) */
 
 /* ---- the nodes ------------------------------------------------------------- */
 
@@ -42,6 +45,7 @@ typedef struct cl_node {
     int alive;
     int is_self;
     uint64_t left_inc; /* an incarnation that said goodbye: its late words are ignored */
+    uint64_t hb_seq;   /* the last heartbeat's sequence number of this incarnation */
     char inbox[ES_BUS_NAME_MAX + 128];
     es_buf out; /* packets for its inbox, sent at the end of the pass */
     UT_hash_handle hh;
@@ -125,10 +129,14 @@ struct es_cluster {
     queued *held_in, **held_in_tail;
     ev_timer hb_timer, retry_timer;
     double last_name_clash;
+    double last_auth_warning;
 
     es_session **deferred; /* remote sessions closed by the core, freed at the flush */
     size_t ndeferred, deferred_cap;
     es_buf scratch;
+    es_buf tagged; /* a message with its tag in front */
+    es_buf macbuf; /* what a tag is made of */
+    uint64_t hb_seq;
 
     es_cluster_stats stats;
 };
@@ -340,17 +348,44 @@ static void redis_lost(es_cluster *cl, const char *why)
 
 /* ---- sending on the bus ---------------------------------------------------- */
 
+/* The tag of a message on channel: HMAC-SHA256(secret, channel, 0, data). */
+static void tag_of(es_cluster *cl, const char *channel, const char *data, size_t len,
+                   unsigned char tag[32])
+{
+    es_buf *b = &cl->macbuf;
+    es_buf_reset(b);
+    es_buf_append(b, channel, strlen(channel) + 1);
+    es_buf_append(b, data, len);
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), cl->cfg->cluster_secret, (int)strlen(cl->cfg->cluster_secret),
+         (const unsigned char *)es_buf_data(b), b->len, tag, &n);
+}
+
+static void publish_to(es_cluster *cl, const char *channel, const char *data, size_t len)
+{
+    if (!cl->cmd)
+        return;
+    if (cl->cfg->cluster_secret[0]) {
+        unsigned char tag[32];
+        tag_of(cl, channel, data, len, tag);
+        es_buf_reset(&cl->tagged);
+        es_buf_append(&cl->tagged, tag, TAG_LEN);
+        es_buf_append(&cl->tagged, data, len);
+        data = es_buf_data(&cl->tagged);
+        len = cl->tagged.len;
+    }
+    const char *argv[3] = {"PUBLISH", channel, data};
+    size_t lens[3] = {7, strlen(channel), len};
+    command(cl, NULL, NULL, 3, argv, lens);
+    cl->stats.bus_out_messages++;
+    cl->stats.bus_out_bytes += len;
+}
+
 static void publish(es_cluster *cl, cl_node *n)
 {
     if (n->out.len == 0)
         return;
-    if (cl->cmd) {
-        const char *argv[3] = {"PUBLISH", n->inbox, es_buf_data(&n->out)};
-        size_t lens[3] = {7, strlen(n->inbox), n->out.len};
-        command(cl, NULL, NULL, 3, argv, lens);
-        cl->stats.bus_out_messages++;
-        cl->stats.bus_out_bytes += n->out.len;
-    }
+    publish_to(cl, n->inbox, es_buf_data(&n->out), n->out.len);
     es_buf_reset(&n->out);
 }
 
@@ -367,10 +402,9 @@ static void send_heartbeat(es_cluster *cl, unsigned flags)
     es_buf_reset(&cl->scratch);
     size_t at = es_bus_begin(&cl->scratch, ES_BUS_HEARTBEAT, cl->self->name, cl->inc);
     es_bus_put_u8(&cl->scratch, flags);
+    es_bus_put_u64(&cl->scratch, ++cl->hb_seq);
     es_bus_end(&cl->scratch, at);
-    const char *argv[3] = {"PUBLISH", cl->hb_channel, es_buf_data(&cl->scratch)};
-    size_t lens[3] = {7, strlen(cl->hb_channel), cl->scratch.len};
-    command(cl, NULL, NULL, 3, argv, lens);
+    publish_to(cl, cl->hb_channel, es_buf_data(&cl->scratch), cl->scratch.len);
 }
 
 static void put_conn(es_cluster *cl, cl_node *to, es_bus_type type, uint64_t conn, const char *d,
@@ -1327,15 +1361,28 @@ static void node_lost(es_cluster *cl, cl_node *n, int hold)
 }
 
 /* Any packet from n with incarnation inc: is it alive and current? */
-static int heard(es_cluster *cl, cl_node *n, uint64_t inc, es_bus_type type, unsigned flags)
+static int heard(es_cluster *cl, cl_node *n, const es_bus_msg *m)
 {
-    if (n->left_inc && inc == n->left_inc)
+    uint64_t inc = m->incarnation;
+    if (n->left_inc && inc == n->left_inc) {
+        cl->stats.bus_rejected[ES_BUS_ERR_STALE]++;
         return 0;
+    }
     if (n->inc != inc) {
         if (n->alive)
             node_lost(cl, n, 1); /* restarted: the one before is gone */
         n->inc = inc;
+        n->hb_seq = 0;
     }
+    if (m->type == ES_BUS_HEARTBEAT) {
+        if (m->seq <= n->hb_seq) {
+            cl->stats.bus_rejected[ES_BUS_ERR_STALE]++; /* replayed */
+            return 0;
+        }
+        n->hb_seq = m->seq;
+    }
+    es_bus_type type = m->type;
+    unsigned flags = m->flags;
     if (type == ES_BUS_HEARTBEAT && (flags & ES_BUS_F_LEAVING)) {
         n->left_inc = inc;
         node_lost(cl, n, 1);
@@ -1408,7 +1455,7 @@ static void handle_bus(es_cluster *cl, const char *p, size_t n, int on_hb)
         if (!cl->up)
             continue;
         cl_node *from = node_get(cl, m.node.p, m.node.len);
-        if (!heard(cl, from, m.incarnation, m.type, m.flags))
+        if (!heard(cl, from, &m))
             continue;
         switch (m.type) {
         case ES_BUS_HEARTBEAT: break;
@@ -1450,7 +1497,30 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
     if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
         chan->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
         return;
-    handle_bus(cl, msg->str, msg->len, strcmp(chan->str, cl->hb_channel) == 0);
+    const char *p = msg->str;
+    size_t n = msg->len;
+    if (cl->cfg->cluster_secret[0]) {
+        unsigned char tag[32];
+        if (n < TAG_LEN) {
+            cl->stats.bus_rejected[ES_BUS_ERR_AUTH]++;
+            return;
+        }
+        tag_of(cl, chan->str, p + TAG_LEN, n - TAG_LEN, tag);
+        if (CRYPTO_memcmp(tag, p, TAG_LEN) != 0) {
+            cl->stats.bus_rejected[ES_BUS_ERR_AUTH]++;
+            if (es_now() - cl->last_auth_warning > 10) {
+                cl->last_auth_warning = es_now();
+                ES_LOG(EARSHOT_LOG_WARN, "cluster",
+                       "a bus message without a valid tag was refused (another node with a "
+                       "different cluster.secret, or someone else publishing on %s)",
+                       chan->str);
+            }
+            return;
+        }
+        p += TAG_LEN;
+        n -= TAG_LEN;
+    }
+    handle_bus(cl, p, n, strcmp(chan->str, cl->hb_channel) == 0);
 }
 
 /* ---- Redis' soft state: ids held and records of resumable clients -------- */
@@ -1752,6 +1822,8 @@ es_cluster *es_cluster_create(const es_config *cfg, es_core *core, struct ev_loo
     cl->backoff = BACKOFF_MIN;
     cl->held_in_tail = &cl->held_in;
     es_buf_init(&cl->scratch);
+    es_buf_init(&cl->tagged);
+    es_buf_init(&cl->macbuf);
     if (RAND_bytes((unsigned char *)&cl->inc, sizeof cl->inc) != 1 || cl->inc == 0)
         cl->inc = (uint64_t)getpid() << 32 ^ (uint64_t)(es_wallclock() * 1e6);
     char name[ES_BUS_NAME_MAX + 1];
@@ -1858,6 +1930,8 @@ void es_cluster_destroy(es_cluster *cl)
     }
     free(cl->deferred);
     es_buf_free(&cl->scratch);
+    es_buf_free(&cl->tagged);
+    es_buf_free(&cl->macbuf);
     free(cl);
 }
 

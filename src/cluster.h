@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "bus.h"
 #include "config.h"
 #include "core.h"
 
@@ -45,7 +46,7 @@ typedef struct es_cluster es_cluster;
 typedef struct es_cluster_stats {
     uint64_t bus_out_messages, bus_out_packets, bus_out_bytes;
     uint64_t bus_in_messages, bus_in_packets, bus_in_bytes;
-    uint64_t bus_rejected[8]; /* by es_bus_error */
+    uint64_t bus_rejected[ES_BUS_ERR_COUNT]; /* by es_bus_error */
     uint64_t redis_connects, redis_losses;
     uint64_t nodes_joined, nodes_lost;
     uint64_t moved_out, moved_in; /* clients detached to / registered from another node */

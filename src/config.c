@@ -498,6 +498,21 @@ static const char *stun_url_problem(const char *url)
     return url_problem(url, schemes, "must be a stun: or stuns: URL naming a host");
 }
 
+int es_config_load_cluster_secret_file(loader *l, const es_config_key *k,
+                                       const config_setting_t *s)
+{
+    es_config *c = l->c;
+    const char *rel = "";
+    if (s && get_string(l, config_setting_parent(s), es_config_key_leaf(k), &rel))
+        return -1;
+    c->cluster_secret_file = rel[0] ? join_path(l->config_dir, rel) : es_xstrdup("");
+    if (!rel[0])
+        return 0;
+    if (c->cluster_secret && c->cluster_secret[0])
+        return fail(l, s, "set 'secret' or 'secret_file', not both");
+    return read_secret_file(l, s, c->cluster_secret_file, "cluster secret", &c->cluster_secret);
+}
+
 int es_config_load_turn_urls(loader *l, const es_config_key *k, const config_setting_t *list)
 {
     (void)k;
@@ -799,6 +814,10 @@ void es_config_free(es_config *c)
         memset(c->cluster_password, 0, strlen(c->cluster_password));
     free(c->cluster_password);
     free(c->cluster_password_file);
+    if (c->cluster_secret)
+        memset(c->cluster_secret, 0, strlen(c->cluster_secret));
+    free(c->cluster_secret);
+    free(c->cluster_secret_file);
     free(c->cluster_redis);
     free(c->cluster_user);
     free(c->cluster_node);

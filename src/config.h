@@ -125,6 +125,8 @@ typedef struct es_config {
     char *cluster_password;      /* AUTH password, "" = none; never logged */
     char *cluster_password_file; /* the file it was read from, "" = none */
     char *cluster_node;          /* this node's name, "" = <host name>-<pid> */
+    char *cluster_secret;        /* the nodes' shared key for the bus' tags, "" = none */
+    char *cluster_secret_file;
     char *cluster_prefix;        /* of every Redis key and channel */
     double cluster_heartbeat;    /* seconds between heartbeats */
     double cluster_node_timeout; /* seconds of silence before a node counts as gone */

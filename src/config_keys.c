@@ -38,6 +38,12 @@ static int same_cluster_password(const es_config *a, const es_config *b)
            strcmp(a->cluster_password_file, b->cluster_password_file) == 0;
 }
 
+static int same_cluster_secret(const es_config *a, const es_config *b)
+{
+    return strcmp(a->cluster_secret, b->cluster_secret) == 0 &&
+           strcmp(a->cluster_secret_file, b->cluster_secret_file) == 0;
+}
+
 #define AT(field) .offset = offsetof(es_config, field), .size = sizeof(((es_config *)0)->field)
 
 const es_config_key es_config_keys[] = {
@@ -201,6 +207,13 @@ const es_config_key es_config_keys[] = {
     {.name = "cluster.node", .type = ES_KEY_STRING, .values = "`[A-Za-z0-9._:-]`, 1..64",
      .def.s = "", .def_doc = "\"\": the host name and the process id", AT(cluster_node),
      .doc = "this node's name, unique among the nodes: in logs, metrics and Redis keys"},
+    {.name = "cluster.secret", .type = ES_KEY_STRING, .values = "string", .def.s = "",
+     AT(cluster_secret),
+     .doc = "a key every node shares: each bus message carries a tag made with it, and untagged "
+            "or mistagged ones are refused; \"\" = none; never logged"},
+    {.name = "cluster.secret_file", .type = ES_KEY_STRING, .values = "file", .def.s = "",
+     AT(cluster_secret_file), .load = es_config_load_cluster_secret_file,
+     .same = same_cluster_secret, .doc = "read `secret` from this file (one line) instead"},
     {.name = "cluster.prefix", .type = ES_KEY_STRING, .values = "string", .def.s = "earshot",
      AT(cluster_prefix), .doc = "prefix of every Redis key and channel: several worlds on one Redis"},
     {.name = "cluster.heartbeat_interval", .type = ES_KEY_NUMBER, .lo = 0.05, .hi = 10,

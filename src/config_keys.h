@@ -99,6 +99,8 @@ int es_config_load_turn_secret_file(es_config_loader *l, const es_config_key *k,
                                     const config_setting_t *s);
 int es_config_load_cluster_password_file(es_config_loader *l, const es_config_key *k,
                                         const config_setting_t *s);
+int es_config_load_cluster_secret_file(es_config_loader *l, const es_config_key *k,
+                                      const config_setting_t *s);
 int es_config_load_turn_urls(es_config_loader *l, const es_config_key *k,
                              const config_setting_t *s);
 int es_config_load_stun_urls(es_config_loader *l, const es_config_key *k,

@@ -29,8 +29,8 @@ def packet(kind, body, node="n1", inc=0x1122334455667788):
 
 UPDATE = '{"type":"UpdatePosition","data":{"client_id":"alice","map_id":1,"x":0,"y":0}}'
 SEEDS = {
-    "heartbeat": packet("HEARTBEAT", b"\x00"),
-    "leaving": packet("HEARTBEAT", b"\x01"),
+    "heartbeat": packet("HEARTBEAT", b"\x00" + struct.pack(">Q", 7)),
+    "leaving": packet("HEARTBEAT", b"\x01" + struct.pack(">Q", 8)),
     "open": packet("OPEN", struct.pack(">Q", 1) + b"\x00" + s("127.0.0.1") + s("") + s("/")
                    + s("token=x") + struct.pack(">H", 1) + s("host") + s("example.org")
                    + s("") + byts(UPDATE)),

@@ -12,6 +12,8 @@ asserted only against the issue's bounds (a killed node's clients leave within
 3 s; lists correct within 5 s of Redis' return).
 """
 
+import hashlib
+import hmac
 import os
 import signal
 import struct
@@ -597,6 +599,72 @@ class RedisAuthTest(ClusterCase):
         # and the log says that it serves alone, as it does when Redis is lost
         self.assertIn("matching is local-only", n3.output(),
                       "n3 never says that it serves its clients alone")
+
+
+# ========================================================= a shared secret on the bus
+SECRET = "bus-Secret-7f3a"
+
+
+def tagged(channel, payload, secret=SECRET):
+    """A bus message as a node with cluster.secret sends it: 16 bytes of
+    HMAC-SHA256(secret, channel, 0, payload) in front."""
+    tag = hmac.new(secret.encode(), channel.encode() + b"\0" + payload, hashlib.sha256).digest()
+    return tag[:16] + payload
+
+
+def heartbeat(node, inc, seq, flags=0):
+    return bus_packet(1, node=node, inc=inc, body=bytes([flags]) + struct.pack(">Q", seq))
+
+
+class BusSecretTest(ClusterCase):
+
+    def test_only_tagged_messages_are_trusted(self):
+        d = tempfile.mkdtemp(prefix="earshot-secret-")
+        harness._tmpdirs.append(d)
+        path = os.path.join(d, "bus.secret")
+        with open(path, "w") as f:
+            f.write(SECRET + "\n")
+        n1, n2, n3 = self.start_cluster(node_cluster=[{"secret_file": path}] * 3)
+        m = self.map_served_by(n3)
+        a_id, b_id = self.cid("a"), self.cid("b")
+        a = self.join_on(n1, a_id, m, 0, 0)
+        b = self.join_on(n2, b_id, m, 3, 0, expect=[a_id])
+        self.expect_peers(a, [b_id])
+        self.relay(a, a_id, b, b_id, "tagged")
+        hb = PREFIX + ":hb"
+
+        def delta(before, reason):
+            return [self.value(n.scrape(), "earshot_cluster_bus_rejected_total", reason=reason)
+                    - self.value(b0, "earshot_cluster_bus_rejected_total", reason=reason)
+                    for n, b0 in zip(self.nodes, before)]
+
+        # a well-formed heartbeat without a tag, and one tagged with another key
+        for payload in (heartbeat(b"ghost", 5, 1),
+                        tagged(hb, heartbeat(b"ghost", 5, 1), secret="not-" + SECRET)):
+            before = [n.scrape() for n in self.nodes]
+            self.assertEqual(self.redis.publish(hb, payload), 3)
+            self.assertTrue(wait_until(lambda: delta(before, "auth") == [1, 1, 1], 2.0),
+                            delta(before, "auth"))
+        # a tagged message moved to another channel is refused too
+        before = [n.scrape() for n in self.nodes]
+        self.assertEqual(self.redis.publish(PREFIX + ":n:n1", tagged(hb, heartbeat(b"ghost", 5, 1))), 1)
+        self.assertTrue(wait_until(lambda: delta(before, "auth") == [1, 0, 0], 2.0))
+        for n in self.nodes:
+            self.assertEqual(self.metric(n, "earshot_cluster_nodes"), 3)
+            self.assertNotIn("node ghost joined", n.output())
+        # what a node with the key sends is trusted; the same heartbeat again is stale
+        good = tagged(hb, heartbeat(b"ghost", 5, 1, flags=1))  # "leaving": it never stays
+        before = [n.scrape() for n in self.nodes]
+        self.redis.publish(hb, good)
+        time.sleep(0.3)
+        self.assertEqual(delta(before, "auth"), [0, 0, 0])
+        self.redis.publish(hb, good)
+        self.assertTrue(wait_until(lambda: delta(before, "stale") == [1, 1, 1], 2.0),
+                        delta(before, "stale"))
+        # the world was never disturbed
+        self.expect_nothing(a, b)
+        self.expect_lists([a, b], [[b_id], [a_id]])
+        self.assert_secret_absent(SECRET)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ class KeyTableTest(unittest.TestCase):
         self.assertEqual(restart, ["cluster.enabled", "cluster.heartbeat_interval",
                                    "cluster.node", "cluster.node_timeout", "cluster.password",
                                    "cluster.password_file", "cluster.prefix", "cluster.redis",
-                                   "cluster.user", "limits.handshake_timeout", "server.address",
+                                   "cluster.secret", "cluster.secret_file", "cluster.user", "limits.handshake_timeout", "server.address",
                                    "server.event_loop", "server.port", "server.reuse_port",
                                    "server.tls"])
 

@@ -29,6 +29,7 @@ static void round_trip(const es_bus_msg *m)
     assert_true(same_str(d.node, m->node));
     assert_true(d.incarnation == m->incarnation);
     assert_true(d.conn == m->conn);
+    assert_true(d.seq == m->seq);
     assert_int_equal(d.flags, m->flags);
     assert_int_equal(d.code, m->code);
     assert_true(same_str(d.addr, m->addr));
@@ -61,6 +62,7 @@ TEST(t_every_kind_round_trips)
 {
     es_bus_msg m = base(ES_BUS_HEARTBEAT);
     m.flags = ES_BUS_F_LEAVING;
+    m.seq = 1ULL << 63;
     round_trip(&m);
 
     m = base(ES_BUS_OPEN);

@@ -18,6 +18,8 @@ TEST(t_defaults)
     assert_true(f->cfg.cluster_heartbeat == 0.25);
     assert_true(f->cfg.cluster_node_timeout == 1.5);
     assert_int_equal(f->cfg.reuse_port, 0);
+    assert_string_equal(f->cfg.cluster_secret, "");
+    assert_string_equal(f->cfg.cluster_secret_file, "");
 }
 
 TEST(t_full_group)
@@ -105,6 +107,21 @@ TEST(t_password_file)
     assert_null(strstr(f->err, "s3cret"));
 }
 
+TEST(t_secret_file)
+{
+    CF;
+    const char *path = tmpdir_write(&f->dir, "bus.secret", "k3y-for-the-bus\n");
+    load_cfg(f, "cluster = { secret_file = \"bus.secret\"; };\n", 1);
+    assert_string_equal(f->cfg.cluster_secret, "k3y-for-the-bus");
+    assert_string_equal(f->cfg.cluster_secret_file, path);
+    load_cfg(f, "cluster = {\n  secret = \"x\";\n  secret_file = \"bus.secret\";\n};\n", 0);
+    assert_non_null(strstr(f->err, ":3: set 'secret' or 'secret_file', not both"));
+    tmpdir_write(&f->dir, "bus.secret", "");
+    load_cfg(f, "cluster = {\n  secret_file = \"bus.secret\";\n};\n", 0);
+    assert_non_null(strstr(f->err, "the cluster secret file"));
+    assert_non_null(strstr(f->err, "is empty"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +130,7 @@ int main(void)
         cmocka_unit_test(t_redis_addresses),
         cmocka_unit_test_setup_teardown(t_refusals_name_the_line, cfx_setup, cfx_teardown),
         cmocka_unit_test_setup_teardown(t_password_file, cfx_setup, cfx_teardown),
+        cmocka_unit_test_setup_teardown(t_secret_file, cfx_setup, cfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
