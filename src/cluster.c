@@ -116,6 +116,7 @@ struct es_cluster {
     es_dlist settling;
 
     redisAsyncContext *cmd, *sub;
+    int subscribed;    /* both channels confirmed: heartbeats may go out */
     int up;            /* our own heartbeat came back: the world is shared */
     double last_echo;  /* when it last did */
     double connecting_since;
@@ -297,10 +298,13 @@ static void redis_connect(es_cluster *cl)
         redis_lost(cl, "cannot connect");
         return;
     }
+    /* No heartbeat before both subscriptions are confirmed: the others
+     * start sending to this node when they hear one, and Redis drops what
+     * is published to a channel nobody listens to yet. */
+    cl->subscribed = 0;
     const char *argv[3] = {"SUBSCRIBE", cl->hb_channel, cl->self->inbox};
     size_t lens[3] = {9, strlen(cl->hb_channel), strlen(cl->self->inbox)};
     redisAsyncCommandArgv(cl->sub, on_message, NULL, 3, argv, lens);
-    send_heartbeat(cl, 0);
 }
 
 static void on_retry(struct ev_loop *ev, ev_timer *w, int revents)
@@ -317,6 +321,7 @@ static void redis_lost(es_cluster *cl, const char *why)
 {
     redisAsyncContext *cmd = cl->cmd, *sub = cl->sub;
     cl->cmd = cl->sub = NULL;
+    cl->subscribed = 0;
     if (cmd) {
         cmd->data = NULL;
         redisAsyncFree(cmd);
@@ -1494,6 +1499,12 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
     if (!cl || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
         return;
     redisReply *kind = reply->element[0], *chan = reply->element[1], *msg = reply->element[2];
+    if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "subscribe") == 0 &&
+        msg->type == REDIS_REPLY_INTEGER && msg->integer == 2 && !cl->subscribed) {
+        cl->subscribed = 1;
+        send_heartbeat(cl, 0); /* now the others may hear of this node */
+        return;
+    }
     if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
         chan->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
         return;
@@ -1752,7 +1763,7 @@ static void on_heartbeat(struct ev_loop *ev, ev_timer *w, int revents)
     (void)ev, (void)revents;
     es_cluster *cl = w->data;
     double now = es_now();
-    if (cl->cmd)
+    if (cl->cmd && cl->subscribed)
         send_heartbeat(cl, 0);
     if (cl->cmd || cl->sub) {
         double since = cl->up ? cl->last_echo : cl->connecting_since;
