@@ -60,6 +60,10 @@ typedef struct es_hook_entry {
 #define ES_TURN_URL_MAX 256
 #define ES_TURN_SECRET_MAX 1024
 
+/* admin.token: at least this many bytes; admin.allow: at most this many entries. */
+#define ES_ADMIN_TOKEN_MIN 16
+#define ES_ADMIN_ALLOW_MAX 64
+
 typedef struct es_config {
     char *path; /* the file read */
 
@@ -117,6 +121,13 @@ typedef struct es_config {
     char **stun_urls;       /* stun: and stuns: URLs, NULL-terminated; NULL = none */
     size_t nstun_urls;
     int turn_ttl;           /* seconds a minted TURN credential is valid */
+
+    /* admin: the operator's window (admin.h) */
+    int admin_enabled;
+    char *admin_token;      /* "" = none (then admin_enabled is refused); never logged */
+    char *admin_token_file; /* the file it was read from, "" = none */
+    char **admin_allow;     /* addresses and address/prefix, NULL-terminated */
+    size_t nadmin_allow;
 
     char *plugin_dir;
     char *script_dir;

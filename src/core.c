@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "moderation.h"
 #include "turn.h"
 #include "util.h"
 
@@ -22,7 +23,7 @@ const char *const es_out_type_names[ES_OUT_COUNT] = {
 const char *const es_error_kind_names[ES_ERR_COUNT] = {
     "bad_message",     "binary_frame",   "not_registered", "id_changed",   "id_in_use",
     "taken_over",      "join_refused",   "position_refused", "self_relay", "unknown_target",
-    "relay_refused",   "frame_too_large", "timeout", "rate_limited", "invalid_resume_token", "reconnecting"};
+    "relay_refused",   "frame_too_large", "timeout", "rate_limited", "invalid_resume_token", "reconnecting", "kicked"};
 const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT] = {"delivered", "refused",
                                                                      "unknown_target", "self"};
 
@@ -500,6 +501,16 @@ static void resume(es_core *c, es_session *s, const es_msg *m)
 static void handle_register(es_core *c, es_session *s, const es_msg *m)
 {
     char reason[ES_ERROR_MAX];
+    if (es_moderation_banned(c->mod, m->client_id, m->client_id_len, s->addr, c->wallclock(),
+                             reason, ES_MOD_TEXT_MAX + 1)) {
+        char text[ES_MOD_TEXT_MAX + 16];
+        snprintf(text, sizeof text, "banned%s%.*s", reason[0] ? ": " : "", ES_MOD_TEXT_MAX,
+                 reason);
+        SLOG(EARSHOT_LOG_INFO, "session", s, "join as %s refused: banned", m->client_id);
+        send_error(c, s, ES_ERR_KICKED, text);
+        close_session(c, s, ES_CLOSE_BANNED);
+        return;
+    }
     static const es_join_info no_join = {.path = "/", .query = ""};
     const es_join_info *ji = s->join ? s->join : &no_join;
     earshot_join j = {
@@ -629,8 +640,17 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
         .payload_len = m->payload_len,
         .matched = es_matcher_is_matched(s, t),
     };
+    if (es_moderation_muted(c->mod, s->id, s->id_len)) {
+        snprintf(text, sizeof text, "relay to %s not allowed: muted", t->id);
+        outcome[ES_RELAY_REFUSED]++;
+        s->relays_refused++;
+        if (!is_ice)
+            send_error(c, s, ES_ERR_RELAY_REFUSED, text);
+        return;
+    }
     if (!es_hooks_relay(c->hooks, &r, text)) {
         outcome[ES_RELAY_REFUSED]++;
+        s->relays_refused++;
         SLOG(EARSHOT_LOG_DEBUG, "relay", s, "%s to %s refused: %s", es_msg_type_name(m->type),
              t->id, text);
         if (!is_ice)
@@ -726,6 +746,7 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
         return;
     }
     c->stats.messages_in[m.type]++;
+    s->msgs_in++;
     switch (m.type) {
     case ES_MSG_DISCONNECT:
         unregister(c, s, EARSHOT_LEAVE_DISCONNECT);
@@ -838,6 +859,21 @@ void es_core_closed(es_core *c, es_session *s)
     session_free(c, s);
     if (c->sessions == 0 && c->nheld == 0)
         compact(c);
+}
+
+int es_core_kick(es_core *c, es_session *s, int code, const char *text)
+{
+    if (!s->registered)
+        return -1;
+    SLOG(EARSHOT_LOG_INFO, "session", s, "kicked (%d): %s", code, text);
+    if (s->held) {
+        unregister(c, s, EARSHOT_LEAVE_CLOSED);
+        unhold(c, s);
+    } else {
+        kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_KICKED, text, code);
+    }
+    flush(c);
+    return 0;
 }
 
 static void collect_registered(es_session *s, void *ud)

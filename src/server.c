@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "moderation.h"
 #include "util.h"
 #include "ws.h"
 
@@ -60,6 +62,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? es_http_check(&srv->http, wsi, &c->http, in) : -1;
     case LWS_CALLBACK_HTTP:
         return c ? es_http_request(&srv->http, wsi, &c->http, (const char *)in) : -1;
+    case LWS_CALLBACK_HTTP_BODY:
+        return c ? es_http_body(&srv->http, wsi, &c->http, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return c ? es_http_body_done(&srv->http, wsi, &c->http) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return c ? es_http_writeable(wsi, &c->http) : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -212,6 +218,12 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     srv->port = lws_get_vhost_listen_port(srv->vhost);
     srv->start_wallclock = (double)time(NULL);
     es_core_init(&srv->core, cfg, hooks, &es_ws_transport, srv, NULL);
+    /* bans and mutes outlive reloads; /admin names this node */
+    srv->core.mod = es_moderation_shared();
+    char node[256] = "";
+    if (gethostname(node, sizeof node - 1) != 0)
+        node[0] = '\0';
+    es_http_admin(&srv->http, &srv->core, srv->core.mod, node);
     srv->ws.core = &srv->core;
     srv->ws.cfg = cfg;
     /* Client messages leave their NearbyPeers to the end of the loop pass
