@@ -217,9 +217,9 @@ typedef struct earshot_host {
     uint64_t (*hash)(const void *data, size_t len);
     /*
      * Moderation: the process's ban and mute lists, the ones the admin API
-     * (/admin) shows and edits. Appended after hash in earshot 0.2, with
-     * the same caveat (a plugin that calls them needs a core of 0.2 or
-     * later). The core itself refuses a banned client's registration and a
+     * (/admin) shows and edits. Appended after hash since earshot 0.1.0,
+     * with the same caveat: a plugin that calls them needs a core built
+     * with this header or a later one. The core itself refuses a banned client's registration and a
      * muted client's relays; these let a hook consult or extend the lists
      * (a join hook that bans after repeated bad tokens, say). Strings are
      * read during the call only; either of client_id and address may be
