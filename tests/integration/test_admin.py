@@ -11,8 +11,8 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import HOST, OTHER_SOURCE, EarshotTestCase, earshot_bin, make_hooks, \
-    render_config, wait_until
+from harness import HOST, OTHER_SOURCE, EarshotTestCase, earshot_bin, fixture_script, \
+    lua_hook, make_hooks, render_config, wait_until
 from wsclient import ConnectionClosed
 
 TOKEN = "t0ken-for-the-admin-tests-0123"
@@ -314,6 +314,45 @@ class AdminReload(AdminTestCase):
         again = self.connect()
         self.move(again, "banned-" + a_id, m, 1, 1)
         self.expect_kicked(again, "banned: r2", 4003)
+
+
+class AdminFromHooks(AdminTestCase):
+    """A Lua join hook (tests/lua/moderation.lua) on the same lists."""
+    hooks = [lua_hook("moderation", fixture_script("moderation"))] + make_hooks()
+
+    def test_a_script_bans_and_mutes_and_the_core_enforces_it(self):
+        m = self.new_map()
+        troll = self.cid("troll")
+        ws = self.connect()
+        self.move(ws, troll, m, 0, 0)
+        self.expect_error(ws, "troll")
+        self.move(ws, troll, m, 0, 0)
+        self.expect_kicked(ws, "banned: scripted ban", 4003, who="the core refuses the banned id")
+        bans = self.moderation()["bans"]
+        self.assertEqual([(b["kind"], b["key"], b["reason"], b["by"]) for b in bans],
+                         [("client_id", troll, "scripted ban", "lua moderation")])
+        loud = self.cid("mute-me")
+        a = self.join(loud, m, 100, 0)
+        b_id = self.cid("b")
+        b = self.join(b_id, m, 101, 0, expect=[loud])
+        self.expect_peers(a, [b_id])
+        self.send_relay(a, "offer", b_id, "sdp")
+        self.expect_error(a, "relay to %s not allowed: muted" % b_id)
+        self.assertEqual(self.ok("client?id=" + loud)["muted"], True)
+        for who, text in ((loud, "muted=true banned=false"), (troll, "muted=false banned=true"),
+                          (b_id, "muted=false banned=false")):
+            ask = self.connect()
+            self.move(ask, "ask-" + who, m, 500, 500)
+            self.expect_error(ask, text)
+        ask = self.connect()
+        self.move(ask, "unmute-" + loud, m, 500, 500)
+        self.expect_error(ask, "unmuted=true")
+        self.move(ask, "unmute-" + loud, m, 500, 500)
+        self.expect_error(ask, "unmuted=false")
+        self.relay(a, loud, b, b_id, "sdp-after")
+        self.move(ask, "bad-ban", m, 500, 500)
+        self.expect_error(ask, "false false false")
+        self.assertEqual(len(self.moderation()["bans"]), 1)
 
 
 class AdminConfig(unittest.TestCase):
