@@ -56,7 +56,7 @@ static int is_api(const char *path) { return strncmp(path, "/api/", 5) == 0; }
 /* "Bearer <token>" matches admin.token? Digests compared in constant time. */
 static int token_ok(const es_admin *ad, const char *authorization)
 {
-    if (!authorization || strncmp(authorization, "Bearer ", 7) != 0 ||
+    if (!authorization || strncmp(authorization, "Bearer ", 7) != 0 || !ad->cfg->admin_token ||
         strlen(ad->cfg->admin_token) < ES_ADMIN_TOKEN_MIN)
         return 0;
     const char *t = authorization + 7;

@@ -165,10 +165,12 @@ class AdminActions(AdminTestCase):
 
     def test_kick_sends_the_reason_closes_with_the_code_and_tells_the_peers(self):
         m, a, b, a_id, b_id = self.matched_pair()
+        before = self.metrics()
         self.assertEqual(self.ok("kick", {"client_id": b_id, "reason": "spamming", "code": 4001}),
                          {"kicked": b_id, "code": 4001})
         self.expect_kicked(b, "kicked: spamming", 4001, who=b_id)
         self.expect_peers(a, [], who=a_id)
+        self.assertDelta(before, self.metrics(), "earshot_errors_total", 1, kind="kicked")
         self.assertEqual([cl["id"] for cl in self.map_view(m)["clients"]], [a_id])
         self.assertIn("admin: 127.0.0.1 kicked %s (close 4001): spamming" % b_id,
                       self.server.output())
