@@ -501,7 +501,8 @@ static void resume(es_core *c, es_session *s, const es_msg *m)
 static void handle_register(es_core *c, es_session *s, const es_msg *m)
 {
     char reason[ES_ERROR_MAX];
-    if (es_moderation_banned(c->mod, m->client_id, m->client_id_len, s->addr, c->wallclock(),
+    if (c->mod && c->mod->nbans &&
+        es_moderation_banned(c->mod, m->client_id, m->client_id_len, s->addr, c->wallclock(),
                              reason, ES_MOD_TEXT_MAX + 1)) {
         char text[ES_MOD_TEXT_MAX + 16];
         snprintf(text, sizeof text, "banned%s%.*s", reason[0] ? ": " : "", ES_MOD_TEXT_MAX,
