@@ -322,8 +322,11 @@ async function refresh() {
       showModeration(await api('moderation'));
       draw();
       status('live', 'ok');
+      state.refused = false;
     } catch (e) {
       status(e.status === 401 ? 'wrong token' : e.status === 403 ? 'not allowed from here' : `error: ${e.message}`, 'bad');
+      // asking again with the same token would only fill the server's log
+      state.refused = e.status === 401 || e.status === 403;
     } finally {
       state.refreshes++;
     }
@@ -334,7 +337,9 @@ async function refresh() {
 function loop() {
   clearTimeout(state.timer);
   if (!state.token) { status('no token', 'idle'); return; }
-  refresh().finally(() => { state.timer = setTimeout(loop, REFRESH_MS); });
+  refresh().finally(() => {
+    if (!state.refused) state.timer = setTimeout(loop, REFRESH_MS);
+  });
 }
 
 $('login').onsubmit = (ev) => {
