@@ -1084,7 +1084,19 @@ static void r_gone(void *ud, es_session *s, int hold)
     sess_free(cl, cs);
 }
 
+static const char *r_node_of(void *ud, const es_session *s)
+{
+    es_cluster *cl = ud;
+    if (s->gone)
+        return "";
+    if (!s->remote)
+        return cl->self->name;
+    const cl_sess *cs = s->cl;
+    return cs && cs->peer ? cs->peer->name : "";
+}
+
 static const es_router_ops router_ops = {
+    .node_of = r_node_of,
     .forward = r_forward,
     .route = r_route,
     .placed = r_placed,

@@ -11,6 +11,7 @@
 
 #include "bus.h"
 #include "config_keys.h"
+#include "netmask.h"
 #include "util.h"
 
 const char *es_takeover_name(es_takeover t)
@@ -468,6 +469,48 @@ int es_config_load_cluster_password_file(loader *l, const es_config_key *k,
                             &c->cluster_password);
 }
 
+/* admin.token_file: the admin token read from a file, as the TURN secret. */
+int es_config_load_admin_token_file(loader *l, const es_config_key *k, const config_setting_t *s)
+{
+    es_config *c = l->c;
+    const char *rel = "";
+    if (s && get_string(l, config_setting_parent(s), es_config_key_leaf(k), &rel))
+        return -1;
+    c->admin_token_file = rel[0] ? join_path(l->config_dir, rel) : es_xstrdup("");
+    if (!rel[0])
+        return 0;
+    if (c->admin_token && c->admin_token[0])
+        return fail(l, s, "set 'token' or 'token_file', not both");
+    return read_secret_file(l, s, c->admin_token_file, "admin token", &c->admin_token);
+}
+
+static const char *netmask_problem(const char *v)
+{
+    es_netmask m;
+    const char *why = NULL;
+    return es_netmask_parse(v, &m, &why) ? why : NULL;
+}
+
+/* admin.allow: addresses and address/prefix entries; left out, loopback. */
+int es_config_load_admin_allow(loader *l, const es_config_key *k, const config_setting_t *list)
+{
+    (void)k;
+    es_config *c = l->c;
+    if (!list) {
+        c->admin_allow = es_xcalloc(3, sizeof *c->admin_allow);
+        c->admin_allow[0] = es_xstrdup("127.0.0.1");
+        c->admin_allow[1] = es_xstrdup("::1");
+        c->nadmin_allow = 2;
+        return 0;
+    }
+    if (load_strings(l, list, "allow", "allow = [ \"127.0.0.1\", \"10.0.0.0/8\" ];",
+                     netmask_problem, &c->admin_allow, &c->nadmin_allow) != 0)
+        return -1;
+    if (c->nadmin_allow > ES_ADMIN_ALLOW_MAX)
+        return fail(l, list, "'allow' holds at most %d entries", ES_ADMIN_ALLOW_MAX);
+    return 0;
+}
+
 /* A URL of one of the schemes ("turn:", ...; NULL-terminated): printable
  * ASCII without spaces, something after the scheme. */
 static const char *url_problem(const char *url, const char *const *schemes, const char *expected)
@@ -723,6 +766,13 @@ static int check_together(loader *l)
                     "that any relay fits",
                     c->send_queue_bytes, c->max_frame_bytes);
     }
+    if (c->admin_enabled && strlen(c->admin_token) < ES_ADMIN_TOKEN_MIN) {
+        const config_setting_t *s = config_lookup(&c->cfg_, "admin.enabled");
+        return fail(l, s ? s : config_lookup(&c->cfg_, "admin"),
+                    "'admin' is enabled without a token of at least %d bytes: set 'token' or "
+                    "'token_file'",
+                    ES_ADMIN_TOKEN_MIN);
+    }
     return 0;
 }
 
@@ -822,6 +872,13 @@ void es_config_free(es_config *c)
     free(c->cluster_user);
     free(c->cluster_node);
     free(c->cluster_prefix);
+    if (c->admin_token)
+        memset(c->admin_token, 0, strlen(c->admin_token));
+    free(c->admin_token);
+    free(c->admin_token_file);
+    for (size_t i = 0; i < c->nadmin_allow; i++)
+        free(c->admin_allow[i]);
+    free(c->admin_allow);
     free(c->path);
     if (c->cfg_live_)
         config_destroy(&c->cfg_);

@@ -60,6 +60,10 @@ typedef struct es_hook_entry {
 #define ES_TURN_URL_MAX 256
 #define ES_TURN_SECRET_MAX 1024
 
+/* admin.token: at least this many bytes; admin.allow: at most this many entries. */
+#define ES_ADMIN_TOKEN_MIN 16
+#define ES_ADMIN_ALLOW_MAX 64
+
 typedef struct es_config {
     char *path; /* the file read */
 
@@ -131,6 +135,12 @@ typedef struct es_config {
     double cluster_heartbeat;    /* seconds between heartbeats */
     double cluster_node_timeout; /* seconds of silence before a node counts as gone */
     int reuse_port;              /* SO_REUSEPORT: several processes on one port */
+    /* admin: the operator's window (admin.h) */
+    int admin_enabled;
+    char *admin_token;      /* "" = none (then admin_enabled is refused); never logged */
+    char *admin_token_file; /* the file it was read from, "" = none */
+    char **admin_allow;     /* addresses and address/prefix, NULL-terminated */
+    size_t nadmin_allow;
 
     char *plugin_dir;
     char *script_dir;

@@ -222,6 +222,22 @@ const es_config_key es_config_keys[] = {
      AT(cluster_node_timeout),
      .doc = "seconds without a node's heartbeat before its clients are let go or held; also "
             "how long Redis may stay silent before this node serves its own clients alone"},
+    /* admin: the operator's window (/admin) */
+    {.name = "admin.enabled", .type = ES_KEY_BOOL, .def.i = 0, AT(admin_enabled),
+     .reloadable = 1,
+     .doc = "serve the admin page and its API under /admin (off: 404, no admin surface)"},
+    {.name = "admin.token", .type = ES_KEY_STRING, .values = "string", .def.s = "",
+     AT(admin_token), .reloadable = 1,
+     .doc = "the bearer token every /admin/api/ request must carry (16 bytes at least); "
+            "never logged"},
+    {.name = "admin.token_file", .type = ES_KEY_STRING, .values = "file", .def.s = "",
+     AT(admin_token_file), .reloadable = 1, .load = es_config_load_admin_token_file,
+     .doc = "a file holding `token` (one line), read at every load, instead of `token`"},
+    {.name = "admin.allow", .type = ES_KEY_LIST, .values = "addresses, address/prefix",
+     .def_text = "[ \"127.0.0.1\", \"::1\" ]", .reloadable = 1,
+     .load = es_config_load_admin_allow,
+     .doc = "who may reach /admin at all (others get 403), by the address the metrics "
+            "check uses"},
 };
 
 const size_t es_config_nkeys = ES_ARRAY_LEN(es_config_keys);

@@ -106,4 +106,9 @@ int es_config_load_turn_urls(es_config_loader *l, const es_config_key *k,
 int es_config_load_stun_urls(es_config_loader *l, const es_config_key *k,
                              const config_setting_t *s);
 
+int es_config_load_admin_token_file(es_config_loader *l, const es_config_key *k,
+                                    const config_setting_t *s);
+int es_config_load_admin_allow(es_config_loader *l, const es_config_key *k,
+                               const config_setting_t *s);
+
 #endif

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "moderation.h"
 #include "turn.h"
 #include "util.h"
 
@@ -22,7 +23,7 @@ const char *const es_out_type_names[ES_OUT_COUNT] = {
 const char *const es_error_kind_names[ES_ERR_COUNT] = {
     "bad_message",     "binary_frame",   "not_registered", "id_changed",   "id_in_use",
     "taken_over",      "join_refused",   "position_refused", "self_relay", "unknown_target",
-    "relay_refused",   "frame_too_large", "timeout", "rate_limited", "invalid_resume_token", "reconnecting"};
+    "relay_refused",   "frame_too_large", "timeout", "rate_limited", "invalid_resume_token", "reconnecting", "kicked"};
 const char *const es_relay_outcome_names[ES_RELAY_OUTCOME_COUNT] = {"delivered", "refused",
                                                                      "unknown_target", "self"};
 
@@ -515,6 +516,17 @@ static void resume(es_core *c, es_session *s, const es_msg *m)
 static void handle_register(es_core *c, es_session *s, const es_msg *m)
 {
     char reason[ES_ERROR_MAX];
+    if (c->mod && c->mod->nbans &&
+        es_moderation_banned(c->mod, m->client_id, m->client_id_len, s->addr, c->wallclock(),
+                             reason, ES_MOD_TEXT_MAX + 1)) {
+        char text[ES_MOD_TEXT_MAX + 16];
+        snprintf(text, sizeof text, "banned%s%.*s", reason[0] ? ": " : "", ES_MOD_TEXT_MAX,
+                 reason);
+        SLOG(EARSHOT_LOG_INFO, "session", s, "join as %s refused: banned", m->client_id);
+        send_error(c, s, ES_ERR_KICKED, text);
+        close_session(c, s, ES_CLOSE_BANNED);
+        return;
+    }
     static const es_join_info no_join = {.path = "/", .query = ""};
     const es_join_info *ji = s->join ? s->join : &no_join;
     earshot_join j = {
@@ -696,7 +708,8 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
         return;
     }
     es_session *t = es_registry_find(&c->registry, m->target_id, m->target_id_len);
-    if (!t) {
+    int muted = es_moderation_muted(c->mod, s->id, s->id_len);
+    if (!t && !(muted && c->router.ops)) {
         /* with several nodes, the target may be a client another node serves */
         if (c->router.ops && c->router.ops->relay && c->router.ops->relay(c->router.ud, s, m))
             return;
@@ -707,8 +720,17 @@ static void handle_relay(es_core *c, es_session *s, const es_msg *m)
         }
         return;
     }
-    int err = relay_to(c, &s->view, s->id_len, es_matcher_is_matched(s, t), t, m->type,
+    int err;
+    if (muted) {
+        snprintf(text, sizeof text, "relay to %s not allowed: muted", m->target_id);
+        outcome[ES_RELAY_REFUSED]++;
+        err = ES_ERR_RELAY_REFUSED;
+    } else {
+        err = relay_to(c, &s->view, s->id_len, es_matcher_is_matched(s, t), t, m->type,
                        m->payload, m->payload_len, text);
+    }
+    if (err == ES_ERR_RELAY_REFUSED)
+        s->relays_refused++;
     if (err && !is_ice)
         send_error(c, s, (es_error_kind)err, text);
 }
@@ -736,6 +758,8 @@ void es_core_relay_failed(es_core *c, es_session *s, es_msg_type type, int err, 
 {
     if (!counted && err == ES_ERR_UNKNOWN_TARGET)
         c->stats.relays[relay_kind(type)][ES_RELAY_UNKNOWN_TARGET]++;
+    if (err == ES_ERR_RELAY_REFUSED)
+        s->relays_refused++;
     if (s->closing || relay_kind(type) == EARSHOT_RELAY_ICE_CANDIDATE || err <= 0 ||
         err >= ES_ERR_COUNT)
         return;
@@ -830,6 +854,7 @@ static void frame(es_core *c, es_session *s, const char *data, size_t len, int b
         return;
     }
     c->stats.messages_in[m.type]++;
+    s->msgs_in++;
     switch (m.type) {
     case ES_MSG_DISCONNECT:
         unregister(c, s, EARSHOT_LEAVE_DISCONNECT);
@@ -963,6 +988,21 @@ void es_core_closed(es_core *c, es_session *s)
     session_free(c, s);
     if (c->sessions == 0 && c->nheld == 0 && c->nremote == 0)
         compact(c);
+}
+
+int es_core_kick(es_core *c, es_session *s, int code, const char *text)
+{
+    if (!s->registered)
+        return -1;
+    SLOG(EARSHOT_LOG_INFO, "session", s, "kicked (%d): %s", code, text);
+    if (s->held) {
+        unregister(c, s, EARSHOT_LEAVE_CLOSED);
+        unhold(c, s);
+    } else {
+        kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_KICKED, text, code);
+    }
+    flush(c);
+    return 0;
 }
 
 static void collect_registered(es_session *s, void *ud)

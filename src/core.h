@@ -70,6 +70,7 @@ typedef enum es_error_kind {
     ES_ERR_RATE_LIMITED,
     ES_ERR_RESUME_TOKEN,   /* a resume with a wrong or expired token */
     ES_ERR_RECONNECTING,   /* a relay past a held session's queue */
+    ES_ERR_KICKED,         /* removed by an operator (es_core_kick), or banned */
     ES_ERR_COUNT
 } es_error_kind;
 extern const char *const es_error_kind_names[ES_ERR_COUNT];
@@ -124,6 +125,9 @@ typedef struct es_router_ops {
      * tries it on another node (then reports a failure through
      * es_core_relay_failed), 0 for the usual "not found". May be NULL. */
     int (*relay)(void *ud, es_session *s, const es_msg *m);
+    /* The name of the node holding s's connection ("" when none: held).
+     * May be NULL. */
+    const char *(*node_of)(void *ud, const es_session *s);
     /* s, which the router keeps data for (s->cl), is closed: forget it.
      * hold: its connection was lost, not ended (a forwarded client's
      * session may then be held by the node serving it). */
@@ -172,6 +176,9 @@ typedef struct es_core {
     size_t ndoomed, doomed_cap;
     int batch; /* client messages leave the flush to es_core_flush() */
     es_core_stats stats;
+    /* Bans (checked at registration) and mutes (checked on each relay);
+     * NULL: none. Not the core's: it outlives reloads (moderation.h). */
+    struct es_moderation *mod;
 } es_core;
 
 /*
@@ -272,6 +279,13 @@ static inline size_t es_core_occupancy(const es_core *c) { return c->sessions + 
 /* Open connections from this address (for the per-address limit), and
  * held sessions from it whose connection is gone. */
 size_t es_core_address_connections(const es_core *c, const char *address);
+
+/*
+ * An operator removes registered client s: it leaves (its peers are told),
+ * gets Error text, and is closed with code (4000 to 4999); a held session
+ * simply leaves. Flushes. Returns 0, or -1 when s is not registered.
+ */
+int es_core_kick(es_core *c, es_session *s, int code, const char *text);
 
 /* Registered client count. */
 static inline size_t es_core_clients(const es_core *c) { return es_registry_count(&c->registry); }

@@ -26,6 +26,11 @@
 #define ES_CLOSE_GOING_AWAY 1001
 #define ES_CLOSE_POLICY 1008
 #define ES_CLOSE_TOO_BIG 1009
+/* Operator actions (the admin API), in the range RFC 6455 leaves to
+ * applications: a kick (4000 unless the operator chose another code in
+ * 4000..4999), and a banned client or address. */
+#define ES_CLOSE_KICKED 4000
+#define ES_CLOSE_BANNED 4003
 
 typedef struct es_delivery_ops {
     const char *name;

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "lua_host.h"
+#include "moderation.h"
 #include "util.h"
 
 struct es_settings_value {
@@ -57,6 +58,52 @@ static const char *host_setting_string(const earshot_settings *s, const char *na
     size_t i;
     const earshot_setting_def *d = find_def(s, name, &i);
     return d && d->type == EARSHOT_SETTING_STRING ? s->values[i].s : "";
+}
+
+/* ---- moderation services (moderation.h) ------------------------------- */
+
+static const char *link_by(const earshot_host *host, char *out, size_t outlen)
+{
+    const es_link *link = host->host_data;
+    snprintf(out, outlen, "hook %s", link->name);
+    return out;
+}
+
+static int host_banned(const earshot_host *host, const char *client_id, const char *address)
+{
+    (void)host;
+    return es_moderation_banned(es_moderation_shared(), client_id,
+                                client_id ? strlen(client_id) : 0, address, es_wallclock(), NULL,
+                                0);
+}
+
+static int host_ban(const earshot_host *host, const char *client_id, const char *address,
+                    double seconds, const char *reason)
+{
+    char by[128];
+    if ((client_id == NULL) == (address == NULL))
+        return -1;
+    const char *key = client_id ? client_id : address;
+    return es_moderation_ban(es_moderation_shared(), client_id ? ES_BAN_ID : ES_BAN_ADDRESS, key,
+                             strlen(key), seconds, es_wallclock(), reason,
+                             link_by(host, by, sizeof by));
+}
+
+static int host_muted(const earshot_host *host, const char *client_id)
+{
+    (void)host;
+    return client_id && es_moderation_muted(es_moderation_shared(), client_id, strlen(client_id));
+}
+
+static int host_mute(const earshot_host *host, const char *client_id, int on, const char *reason)
+{
+    char by[128];
+    if (!client_id)
+        return -1;
+    size_t n = strlen(client_id);
+    return on ? es_moderation_mute(es_moderation_shared(), client_id, n, es_wallclock(), reason,
+                                   link_by(host, by, sizeof by))
+              : es_moderation_unmute(es_moderation_shared(), client_id, n);
 }
 
 static void host_log(const earshot_host *host, earshot_log_level level, const char *fmt, ...)
@@ -274,6 +321,10 @@ int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
             .setting_string = host_setting_string,
             .host_data = link,
             .hash = es_hash_bytes,
+            .banned = host_banned,
+            .ban = host_ban,
+            .muted = host_muted,
+            .mute = host_mute,
         };
         int rc = e->kind == ES_HOOK_LUA ? es_lua_open(e, link, err, errlen)
                                         : link_open_plugin(cfg, e, link, err, errlen);

@@ -4,6 +4,7 @@
  *   /healthz   "ok" (503 "stopping" while draining)
  *   /metrics   Prometheus text (server.metrics: off = 404, loopback = 403
  *              from anywhere else, public)
+ *   /admin     the operator's window (admin.h): 404 unless admin.enabled
  *   /          the files of web_dir when server.web is on, opened and
  *              streamed by libwebsockets itself (no size limit, ETag and
  *              If-None-Match); "/" and paths ending in '/' mean index.html;
@@ -37,6 +38,7 @@
 #include <libwebsockets.h>
 #include <stdint.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "config.h"
 
@@ -46,8 +48,11 @@ typedef struct es_http {
     /* Appends the /metrics exposition to out. */
     void (*render_metrics)(es_buf *out, void *ud);
     void *ud;
+    /* /admin (admin.h); until es_http_admin, admin.enabled is taken as off */
+    es_admin admin;
+    int admin_ready;
     /* libwebsockets keeps pointers to these: they live as long as the vhost */
-    struct lws_http_mount mounts[3];
+    struct lws_http_mount mounts[4];
 } es_http;
 
 /* Per connection, in libwebsockets' per-session data (zeroed by it): over
@@ -57,12 +62,20 @@ typedef struct es_http_conn {
     char *body;
     size_t body_len, body_sent;
     uint8_t pending; /* headers sent, the body waits for a writeable callback */
+    /* a POST to /admin/api/ whose body is being read */
+    uint8_t collecting;
+    char *req_body;
+    size_t req_len;
+    char req_path[96];
 } es_http_conn;
 
 /* protocol names the protocol (in the vhost's list) whose callback gets
  * the requests; cfg must outlive the next es_http_apply. */
 void es_http_init(es_http *h, const es_config *cfg, const char *protocol,
                   void (*render_metrics)(es_buf *out, void *ud), void *ud);
+/* Give /admin its data: the core, the moderation lists, this node's name
+ * (admin.h). Before this call /admin is a 404 whatever the config says. */
+void es_http_admin(es_http *h, es_core *core, es_moderation *mod, const char *node);
 /* The mount list for lws_context_creation_info.mounts. */
 const struct lws_http_mount *es_http_mounts(const es_http *h);
 /* Switch to a new config (a reload): server.web, web_dir and server.metrics
@@ -75,6 +88,11 @@ int es_http_check(es_http *h, struct lws *wsi, es_http_conn *c, void *in);
 /* LWS_CALLBACK_HTTP: /healthz, /metrics, and the 404 for a file that is not
  * there. 0, or -1 to drop the connection. */
 int es_http_request(es_http *h, struct lws *wsi, es_http_conn *c, const char *uri);
+/* LWS_CALLBACK_HTTP_BODY and LWS_CALLBACK_HTTP_BODY_COMPLETION: the body of
+ * a POST to /admin/api/ (others' bodies are ignored). 0, or -1 to drop the
+ * connection. */
+int es_http_body(es_http *h, struct lws *wsi, es_http_conn *c, const void *in, size_t len);
+int es_http_body_done(es_http *h, struct lws *wsi, es_http_conn *c);
 /* LWS_CALLBACK_HTTP_WRITEABLE (HTTP/2 only). */
 int es_http_writeable(struct lws *wsi, es_http_conn *c);
 /* LWS_CALLBACK_CLOSED_HTTP, LWS_CALLBACK_HTTP_DROP_PROTOCOL. c may be NULL. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "moderation.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -116,6 +117,64 @@ static int l_print(lua_State *L)
 static int l_now(lua_State *L)
 {
     lua_pushnumber(L, es_now());
+    return 1;
+}
+
+/* ---- moderation (moderation.h): the lists the admin API shows ---------- */
+
+/* earshot.banned(client_id [, address]): is either banned now? */
+static int l_banned(lua_State *L)
+{
+    size_t len = 0;
+    const char *id = luaL_optlstring(L, 1, NULL, &len);
+    const char *addr = luaL_optstring(L, 2, NULL);
+    lua_pushboolean(L, es_moderation_banned(es_moderation_shared(), id, len, addr, es_wallclock(),
+                                            NULL, 0));
+    return 1;
+}
+
+static int ban(lua_State *L, es_ban_kind kind)
+{
+    size_t len;
+    const char *key = luaL_checklstring(L, 1, &len);
+    double seconds = luaL_checknumber(L, 2);
+    const char *reason = luaL_optstring(L, 3, "");
+    lua_pushboolean(L, es_moderation_ban(es_moderation_shared(), kind, key, len, seconds,
+                                         es_wallclock(), reason, script_of(L)->module) == 0);
+    return 1;
+}
+
+/* earshot.ban_id(client_id, seconds [, reason]), earshot.ban_address(address,
+ * seconds [, reason]): true, or false for a bad id or duration. */
+static int l_ban_id(lua_State *L) { return ban(L, ES_BAN_ID); }
+static int l_ban_address(lua_State *L) { return ban(L, ES_BAN_ADDRESS); }
+
+/* earshot.muted(client_id) */
+static int l_muted(lua_State *L)
+{
+    size_t len;
+    const char *id = luaL_checklstring(L, 1, &len);
+    lua_pushboolean(L, es_moderation_muted(es_moderation_shared(), id, len));
+    return 1;
+}
+
+/* earshot.mute(client_id [, reason]), earshot.unmute(client_id): true, or
+ * false (a bad id; not muted when unmuting). */
+static int l_mute(lua_State *L)
+{
+    size_t len;
+    const char *id = luaL_checklstring(L, 1, &len);
+    const char *reason = luaL_optstring(L, 2, "");
+    lua_pushboolean(L, es_moderation_mute(es_moderation_shared(), id, len, es_wallclock(), reason,
+                                          script_of(L)->module) == 0);
+    return 1;
+}
+
+static int l_unmute(lua_State *L)
+{
+    size_t len;
+    const char *id = luaL_checklstring(L, 1, &len);
+    lua_pushboolean(L, es_moderation_unmute(es_moderation_shared(), id, len) == 0);
     return 1;
 }
 
@@ -341,7 +400,9 @@ static void open_earshot_table(lua_State *L, const es_hook_entry *e)
     static const luaL_Reg api[] = {
         {"log", l_log},         {"now", l_now},       {"emit", l_emit},
         {"hmac_sha256", l_hmac_sha256}, {"sha256", l_sha256},
-        {"secure_equals", l_secure_equals}, {NULL, NULL},
+        {"secure_equals", l_secure_equals}, {"banned", l_banned},
+        {"ban_id", l_ban_id},   {"ban_address", l_ban_address}, {"muted", l_muted},
+        {"mute", l_mute},       {"unmute", l_unmute}, {NULL, NULL},
     };
     luaL_newlib(L, api);
     if (e->settings)

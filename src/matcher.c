@@ -287,6 +287,32 @@ void es_matcher_remove_all(es_matcher *m, es_session *s)
     }
 }
 
+typedef struct capped_walk {
+    es_matcher *m;
+    es_session *s, **out;
+    size_t max, n;
+} capped_walk;
+
+static void capped_visit(es_session *cand, void *ud)
+{
+    capped_walk *w = ud;
+    if (cand == w->s || !cand->registered || es_matcher_is_matched(w->s, cand) ||
+        !w->m->match(w->m->ud, w->s, cand, 0))
+        return;
+    if (w->n < w->max)
+        w->out[w->n] = cand;
+    w->n++;
+}
+
+size_t es_matcher_capped(es_matcher *m, es_session *s, es_session **out, size_t max)
+{
+    if (m->max_peers == 0 || !m->match || s->cell == ES_GRID_NO_CELL)
+        return 0;
+    capped_walk w = {.m = m, .s = s, .out = out, .max = max};
+    es_grid_query(m->grid, s, capped_visit, &w);
+    return w.n;
+}
+
 int es_matcher_is_matched(const es_session *a, const es_session *b)
 {
     const es_session *small = a->nedges <= b->nedges ? a : b;

@@ -148,6 +148,16 @@ static inline es_session *es_edge_other(const es_edge *e, const es_session *s)
     return e->a == s ? e->b : e->a;
 }
 
+/*
+ * For the admin view, on request only: the clients the match decision
+ * allows s to be matched with but that are not, which under a crowd cap
+ * are the pairs the cap left out. Asks the decision about every other
+ * client in the 3x3 cells around s (matched = 0); nothing changes. Writes
+ * at most max of them to out and returns how many there are. 0 without a
+ * cap (every allowed pair is matched then) or when s is not in the grid.
+ */
+size_t es_matcher_capped(es_matcher *m, es_session *s, es_session **out, size_t max);
+
 /* 1 when a and b are matched now (cost: the smaller edge list). */
 int es_matcher_is_matched(const es_session *a, const es_session *b);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "moderation.h"
 #include "util.h"
 #include "ws.h"
 
@@ -62,6 +64,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? es_http_check(&srv->http, wsi, &c->http, in) : -1;
     case LWS_CALLBACK_HTTP:
         return c ? es_http_request(&srv->http, wsi, &c->http, (const char *)in) : -1;
+    case LWS_CALLBACK_HTTP_BODY:
+        return c ? es_http_body(&srv->http, wsi, &c->http, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return c ? es_http_body_done(&srv->http, wsi, &c->http) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return c ? es_http_writeable(wsi, &c->http) : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -220,6 +226,8 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
     srv->port = lws_get_vhost_listen_port(srv->vhost);
     srv->start_wallclock = (double)time(NULL);
     es_core_init(&srv->core, cfg, hooks, &es_ws_transport, srv, NULL);
+    /* bans and mutes outlive reloads */
+    srv->core.mod = es_moderation_shared();
     srv->ws.core = &srv->core;
     srv->ws.cfg = cfg;
     /* Client messages leave their NearbyPeers to the end of the loop pass
@@ -237,6 +245,13 @@ es_server *es_server_create(const es_config *cfg, es_hooks *hooks, int port_over
             return NULL;
         }
     }
+    /* /admin names this node: its cluster name, else the host name */
+    char node[256] = "";
+    if (srv->cluster)
+        snprintf(node, sizeof node, "%s", es_cluster_node_name(srv->cluster));
+    else if (gethostname(node, sizeof node - 1) != 0)
+        node[0] = '\0';
+    es_http_admin(&srv->http, &srv->core, srv->core.mod, node);
     es_loop_attach(srv->loop, srv->ctx);
     /*
      * The tick runs on libwebsockets' scheduler in both loops. With libev

@@ -104,6 +104,9 @@ typedef struct es_session {
     size_t id_len;
     char id[ES_ID_MAX + 1];
     char addr[64];
+
+    /* for the admin view: valid messages received, relays refused */
+    uint64_t msgs_in, relays_refused;
 } es_session;
 
 #endif

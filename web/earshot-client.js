@@ -182,6 +182,7 @@ export class EarshotClient extends EventTarget {
     this._statsBusy = false;
     this._peers = new Map(); // id -> peer record (see _newPeer)
     this._nearby = new Set(); // ids in the latest NearbyPeers
+    this._lastError = null; // the last Error text, the reason of a 4000-range close
     this._selfSpeaking = false;
     this._selfEnergy = null;
     this._handlers = new Map(); // on() handler -> listener, per type
@@ -417,6 +418,12 @@ export class EarshotClient extends EventTarget {
 
   _onSocketClosed(ws, code, reason) {
     if (ws !== this._ws) return;
+    // 4000-4999: an operator removed us (kicked, banned): coming back on our
+    // own would undo their decision, so stop as disconnect() does.
+    if (code >= 4000 && code <= 4999) {
+      this._shutdown(false, code, reason || this._lastError || 'removed by the server');
+      return;
+    }
     this._detach(ws);
     this._ws = null;
     const wasRegistered = this._registered;
@@ -539,6 +546,7 @@ export class EarshotClient extends EventTarget {
           this._abandonResume();
           break;
         }
+        this._lastError = message;
         this._error('server', message);
         // Another connection took our client_id: reconnecting would take it
         // back and the two would fight forever.

@@ -216,6 +216,30 @@ typedef struct earshot_host {
      * 0.1: the host has no size field, so a plugin that calls it needs a core
      * of 0.1 or later (every core this header ships with). */
     uint64_t (*hash)(const void *data, size_t len);
+    /*
+     * Moderation: the process's ban and mute lists, the ones the admin API
+     * (/admin) shows and edits. Appended after hash since earshot 0.1.0,
+     * with the same caveat: a plugin that calls them needs a core built
+     * with this header or a later one. The core itself refuses a banned client's registration and a
+     * muted client's relays; these let a hook consult or extend the lists
+     * (a join hook that bans after repeated bad tokens, say). Strings are
+     * read during the call only; either of client_id and address may be
+     * NULL. Calls from a hook change the lists only: a client already in is
+     * not removed (its next registration is refused).
+     *
+     * banned: 1 when the client_id or the address is banned now, else 0.
+     * ban:    ban the client_id or the address (one of them; the other
+     *         NULL) for 1 second to 366 days; 0, or -1 for bad arguments.
+     * muted:  1 when the client_id is muted.
+     * mute:   on = 1 mutes the client_id until unmuted, 0 lifts it;
+     *         0, or -1 (bad id, or not muted when lifting).
+     */
+    int (*banned)(const struct earshot_host *host, const char *client_id, const char *address);
+    int (*ban)(const struct earshot_host *host, const char *client_id, const char *address,
+               double seconds, const char *reason);
+    int (*muted)(const struct earshot_host *host, const char *client_id);
+    int (*mute)(const struct earshot_host *host, const char *client_id, int on,
+                const char *reason);
 } earshot_host;
 
 /* ---- the descriptor ---------------------------------------------------- */

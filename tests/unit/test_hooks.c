@@ -10,6 +10,7 @@
 #include "config.h"
 #include "hooks.h"
 #include "log.h"
+#include "moderation.h"
 
 /* ---- fixture ------------------------------------------------------------- */
 
@@ -789,10 +790,49 @@ TEST(t_host_setting_accessors)
     assert_true(t1 >= t0);
 }
 
+static void mute_by(const es_mod_view *v, void *ud)
+{
+    if (!v->is_ban)
+        snprintf(ud, 64, "%s %s by %s", v->key, v->reason, v->by);
+}
+
+/* The moderation services of the host, as a plugin calls them: the
+ * process's lists, with the entry's name as who did it. */
+TEST(t_host_moderation_services)
+{
+    F;
+    load_ok(f, scripted("mod", ""));
+    const earshot_host *host = &f->h.links[0].host;
+    es_moderation *m = es_moderation_shared();
+    assert_int_equal(host->banned(host, "pl-a", NULL), 0);
+    assert_int_equal(host->ban(host, "pl-a", NULL, 60, "from a plugin"), 0);
+    assert_int_equal(host->ban(host, NULL, "192.0.2.44", 60, NULL), 0);
+    assert_int_equal(host->ban(host, "pl-b", "192.0.2.45", 60, NULL), -1); /* one of them */
+    assert_int_equal(host->ban(host, NULL, NULL, 60, NULL), -1);
+    assert_int_equal(host->ban(host, "pl-b", NULL, 0, NULL), -1);
+    assert_int_equal(host->banned(host, "pl-a", NULL), 1);
+    assert_int_equal(host->banned(host, "pl-x", "192.0.2.44"), 1);
+    assert_int_equal(host->banned(host, NULL, "192.0.2.45"), 0);
+    char why[64];
+    assert_true(es_moderation_banned(m, "pl-a", 4, NULL, es_wallclock(), why, sizeof why));
+    assert_string_equal(why, "from a plugin");
+    assert_int_equal(host->muted(host, "pl-m"), 0);
+    assert_int_equal(host->mute(host, "pl-m", 1, "loud"), 0);
+    assert_int_equal(host->muted(host, "pl-m"), 1);
+    char seen[64] = "";
+    es_moderation_each(m, es_wallclock(), mute_by, seen);
+    assert_string_equal(seen, "pl-m loud by hook mod");
+    assert_int_equal(host->mute(host, "pl-m", 0, NULL), 0);
+    assert_int_equal(host->mute(host, "pl-m", 0, NULL), -1);
+    assert_int_equal(host->muted(host, NULL), 0);
+    es_moderation_free(m);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(t_host_moderation_services),
         T(t_stock_config_loads),
         T(t_no_hooks),
         T(t_bad_abi_refused),
