@@ -77,7 +77,7 @@ build)
 deb)
     # shellcheck disable=SC2086
     deps $BUILD_PACKAGES $DEB_PACKAGES
-    BUILD_DIR=${BUILD_DIR_DEB:-build-deb}
+    BUILD_DIR=build-deb
     BUILD_TYPE=Release
     rm -f "$BUILD_DIR"/earshot_*.deb
     build -DEARSHOT_BUILD_TESTS=OFF -DEARSHOT_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=/usr \
