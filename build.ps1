@@ -104,8 +104,8 @@ function Invoke-DockerBuild {
 
 # The same jobs with podman. --format docker keeps the Dockerfile's
 # HEALTHCHECK (the OCI format has none). Several platforms build into a
-# manifest list in local storage, which -Push sends whole. Other arm64 builds
-# need qemu-user-static registered with binfmt_misc, as for buildx.
+# manifest list in local storage, which -Push sends whole. Building for another
+# architecture needs qemu-user-static registered with binfmt_misc, as for buildx.
 function Invoke-PodmanBuild([string]$image) {
     if ($MultiArch) {
         $platforms = if ($Platform) { $Platform } else { "linux/amd64,linux/arm64" }
