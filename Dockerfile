@@ -16,6 +16,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY cmake ./cmake
 COPY src ./src
 COPY plugins ./plugins
 COPY lua ./lua
@@ -26,7 +27,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEARSHOT_BUILD_TESTS=OFF \
       -DCMAKE_INSTALL_LIBDIR=lib \
  && cmake --build build --parallel \
  && DESTDIR=/out cmake --install build \
- && rm -rf /out/usr/include /out/usr/share/earshot/systemd
+ && rm -rf /out/usr/include /out/usr/share/pkgconfig /out/usr/share/earshot/systemd
 
 FROM debian:bookworm-slim
 # Runtime libraries only.

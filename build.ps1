@@ -6,14 +6,17 @@
 #   ./build.ps1 -Release             local optimised build (Release)
 #   ./build.ps1 -Test                local build with warnings as errors and the tests, then every test
 #   ./build.ps1 -Run                 local build, then run earshot on the stock config
-#   ./build.ps1 -Docker              build the container image earshot:<Tag>
+#   ./build.ps1 -Docker              build the container image earshot:<Tag> (with podman
+#                                    where docker is missing or its daemon does not answer)
 #   ./build.ps1 -Docker -Run         ... and run it, publishing port 8080
 #   ./build.ps1 -Docker -Platform linux/arm64
-#   ./build.ps1 -Docker -MultiArch   linux/amd64 + linux/arm64 with buildx (kept in the build cache)
+#   ./build.ps1 -Docker -MultiArch   linux/amd64 + linux/arm64 with buildx (kept in the build cache;
+#                                    with podman: a local manifest list earshot:<Tag>)
 #   ./build.ps1 -Docker -MultiArch -Push -Registry 123456789.dkr.ecr.eu-west-1.amazonaws.com/earshot -Tag v1.0
 #
 # Local builds need cmake, a C compiler and the libraries listed in README.md
-# (on Debian/Ubuntu, ./build.sh deps installs them). Docker builds need only Docker.
+# (on Debian/Ubuntu, ./build.sh deps installs them). Docker builds need only Docker, or
+# podman (docs/deploy.md, "Without Docker: podman").
 [CmdletBinding()]
 param(
     [switch]$Docker,
@@ -54,8 +57,26 @@ function Invoke-LocalBuild {
     }
 }
 
+# docker when its daemon answers; podman when docker is missing or has no
+# daemon (a client-only docker install) and podman is there.
+function Get-ContainerEngine {
+    $docker = Get-Command docker -CommandType Application -ErrorAction SilentlyContinue
+    $podman = Get-Command podman -CommandType Application -ErrorAction SilentlyContinue
+    if ($docker) {
+        if (-not $podman) { return "docker" }
+        docker info *> $null
+        if ($LASTEXITCODE -eq 0) { return "docker" }
+        Write-Host "docker does not answer (no daemon?): using podman" -ForegroundColor Yellow
+        return "podman"
+    }
+    if ($podman) { return "podman" }
+    throw "-Docker needs docker or podman, and neither is on PATH"
+}
+
 function Invoke-DockerBuild {
     $image = if ($Registry) { "$($Registry.TrimEnd('/')):$Tag" } else { "earshot:$Tag" }
+    $engine = Get-ContainerEngine
+    if ($engine -eq "podman") { Invoke-PodmanBuild $image; return }
     if ($MultiArch) {
         $platforms = if ($Platform) { $Platform } else { "linux/amd64,linux/arm64" }
         $builder = "earshot-multiarch"
@@ -78,6 +99,37 @@ function Invoke-DockerBuild {
     }
     if ($Run) {
         Invoke-Step "docker run $image" { docker run --rm --init -p 8080:8080 @platformArgs $image }
+    }
+}
+
+# The same jobs with podman. --format docker keeps the Dockerfile's
+# HEALTHCHECK (the OCI format has none). Several platforms build into a
+# manifest list in local storage, which -Push sends whole. Building for another
+# architecture needs qemu-user-static registered with binfmt_misc, as for buildx.
+function Invoke-PodmanBuild([string]$image) {
+    if ($MultiArch) {
+        $platforms = if ($Platform) { $Platform } else { "linux/amd64,linux/arm64" }
+        podman manifest exists $image *> $null
+        if ($LASTEXITCODE -eq 0) {
+            Invoke-Step "podman manifest rm $image (the previous build's list)" { podman manifest rm $image }
+        }
+        Invoke-Step "podman build $image ($platforms)" {
+            podman build --format docker --platform $platforms --manifest $image .
+        }
+        if ($Push) {
+            Invoke-Step "podman manifest push $image" { podman manifest push --all $image "docker://$image" }
+        }
+        return
+    }
+    $platformArgs = if ($Platform) { @("--platform", $Platform) } else { @() }
+    Invoke-Step "podman build $image" { podman build --format docker @platformArgs -t $image . }
+    if ($Push) {
+        Invoke-Step "podman push $image" { podman push $image }
+    }
+    if ($Run) {
+        # No --init: podman's needs catatonit, and earshot as pid 1 handles
+        # SIGINT and SIGTERM itself (it closes clients with 1001, exits 0).
+        Invoke-Step "podman run $image" { podman run --rm -p 8080:8080 @platformArgs $image }
     }
 }
 

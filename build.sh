@@ -8,6 +8,8 @@
 #                      libFuzzer harnesses included
 #   ./build.sh build   build only (no package installation)
 #   ./build.sh deps    install the Debian packages only
+#   ./build.sh deb     build the Debian package earshot_<version>_<arch>.deb
+#                      (Release, Debian's layout) into build-deb/
 #
 # Environment: BUILD_DIR (default: build), BUILD_TYPE (default: RelWithDebInfo),
 # EARSHOT_FUZZ_SECONDS (default: 60 per fuzzer), EARSHOT_SKIP_DEPS=1 to never
@@ -19,6 +21,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 
 # What building and running needs, and what the tests add.
+DEB_PACKAGES="dpkg-dev file"
 BUILD_PACKAGES="build-essential cmake pkg-config libwebsockets-dev libjansson-dev libconfig-dev liblua5.4-dev libssl-dev uthash-dev libhiredis-dev libev-dev"
 TEST_PACKAGES="libcmocka-dev python3 curl openssl clang libclang-rt-14-dev chromium fonts-liberation coturn redis-server haproxy"
 
@@ -71,11 +74,23 @@ test)
 build)
     build
     ;;
+deb)
+    # shellcheck disable=SC2086
+    deps $BUILD_PACKAGES $DEB_PACKAGES
+    BUILD_DIR=build-deb
+    BUILD_TYPE=Release
+    rm -f "$BUILD_DIR"/earshot_*.deb
+    build -DEARSHOT_BUILD_TESTS=OFF -DEARSHOT_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=/usr \
+        -DCMAKE_INSTALL_SYSCONFDIR=/etc -DCMAKE_INSTALL_LIBDIR=lib \
+        -DEARSHOT_SYSTEMD_UNIT_DIR=/lib/systemd/system
+    (cd "$BUILD_DIR" && cpack -G DEB)
+    ls "$BUILD_DIR"/earshot_*.deb
+    ;;
 deps)
-    deps $BUILD_PACKAGES $TEST_PACKAGES
+    deps $BUILD_PACKAGES $TEST_PACKAGES $DEB_PACKAGES
     ;;
 *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -118,6 +119,14 @@ static void exe_dir(char *out, size_t len)
 
 static int file_exists(const char *path) { return access(path, R_OK) == 0; }
 
+/* A folder, not a file of that name: installed in /usr/bin, the binary has
+ * /usr/bin/lua (the Lua interpreter) beside it. */
+static int dir_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -178,9 +187,9 @@ int main(int argc, char **argv)
     if (!config_path)
         config_path = dir[0] && file_exists(local_cfg) ? local_cfg : EARSHOT_CONFIG_PATH;
     /* Run from the build tree, use the build tree's plugins and scripts. */
-    const char *plugin_dir = dir[0] && file_exists(local_plugins) ? local_plugins : EARSHOT_PLUGIN_PATH;
-    const char *script_dir = dir[0] && file_exists(local_scripts) ? local_scripts : EARSHOT_SCRIPT_PATH;
-    const char *web_dir = dir[0] && file_exists(local_web) ? local_web : EARSHOT_WEB_PATH;
+    const char *plugin_dir = dir[0] && dir_exists(local_plugins) ? local_plugins : EARSHOT_PLUGIN_PATH;
+    const char *script_dir = dir[0] && dir_exists(local_scripts) ? local_scripts : EARSHOT_SCRIPT_PATH;
+    const char *web_dir = dir[0] && dir_exists(local_web) ? local_web : EARSHOT_WEB_PATH;
 
     es_hash_seed_random();
     app a = {.config_path = config_path,
