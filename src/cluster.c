@@ -68,6 +68,10 @@ typedef struct cl_sess {
     cl_node *peer;  /* REMOTE: where the client is connected; EDGE: its map's node */
     /* EDGE, while asking Redis who holds the client's id */
     int waiting, inflight, dead, decided_local;
+    /* EDGE: the serving node registered it (it sent a list, or it was
+     * registered before a move); only such a client is re-registered
+     * elsewhere when its node goes */
+    int remote_registered;
     es_sendq pending;
     /* EDGE: a re-route that waits for the nodes to agree */
     char *retry_frame;
@@ -693,6 +697,7 @@ static void attach_remote(es_cluster *cl, es_session *s, cl_node *t, const char 
     sent_packet(cl, t);
     free(s->join);
     s->join = NULL;
+    cs->remote_registered = reattach;
     if (reattach) {
         if (s->peers_sig_ok)
             settle(cl, s); /* it has a list: the move must not show */
@@ -743,6 +748,16 @@ static void track(es_session *s, const char *data, size_t len)
  * when frame is NULL. lost: the node that served it and is gone. */
 static void reroute(es_cluster *cl, es_session *s, const char *frame, size_t len, const cl_node *lost)
 {
+    cl_sess *cs = s->cl;
+    if (!frame && cs && !cs->remote_registered) {
+        /* never registered there (refused, or not yet answered): it is
+         * this node's again, and its next UpdatePosition finds its way */
+        hash_del(cl, cs);
+        cs->peer = NULL;
+        cs->kind = CL_LOCAL;
+        es_core_unforward(cl->core, s);
+        return;
+    }
     if (!frame) {
         synth_update(&cl->scratch, s);
         frame = es_buf_data(&cl->scratch);
@@ -1293,6 +1308,8 @@ static void on_edge(es_cluster *cl, cl_node *from, const es_bus_msg *m)
     es_session *s = cs->s;
     switch (m->type) {
     case ES_BUS_OUT:
+        if (is_peers(m->data.p, m->data.len))
+            cs->remote_registered = 1; /* lists go to registered clients only */
         es_buf_reset(&cl->scratch);
         es_buf_append(&cl->scratch, m->data.p, m->data.len);
         if (deliver_local(cl, s, es_buf_data(&cl->scratch), cl->scratch.len,
