@@ -234,6 +234,7 @@ static void close_session(es_core *c, es_session *s, int code)
     case ES_CLOSE_GOING_AWAY: c->stats.closes[1]++; break;
     case ES_CLOSE_POLICY: c->stats.closes[2]++; break;
     case ES_CLOSE_TOO_BIG: c->stats.closes[3]++; break;
+    case ES_CLOSE_INVALID_DATA: c->stats.closes[4]++; break;
     default: break;
     }
     es_delivery_close(&c->delivery, s, code);
@@ -721,6 +722,14 @@ void es_core_frame(es_core *c, es_session *s, const char *data, size_t len, int 
     char err[ES_ERROR_MAX];
     if (es_protocol_parse(data, len, &m, err) != 0) {
         SLOG(EARSHOT_LOG_DEBUG, "protocol", s, "bad message: %s", err);
+        /* The parser takes only UTF-8, so a valid message never pays for
+         * this check. A text frame that is not UTF-8 closes the connection
+         * with 1007 (RFC 6455 8.1), after the parser's Error. */
+        if (!es_utf8_valid(data, len)) {
+            kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_BAD_MESSAGE, err, ES_CLOSE_INVALID_DATA);
+            settle(c);
+            return;
+        }
         send_error(c, s, ES_ERR_BAD_MESSAGE, err);
         settle(c);
         return;
