@@ -780,6 +780,38 @@ TEST(memory_bomb_is_stopped)
     assert_int_equal(stats(0)->calls, 5);
 }
 
+/* The string library's C loops count against the instruction limit: each
+ * bomb is a stopped call (a deny on join), and the state works after it. */
+TEST(c_library_loops_are_stopped)
+{
+    world_load(lua_entry("c_loops", "c_loops.lua", NULL));
+    static const char *const bombs[] = {"find_bomb",   "match_bomb",     "gmatch_bomb",
+                                        "gsub_bomb",   "rep_bomb",       "concat_bomb",
+                                        "concat_op_bomb", "plain_find_bomb"};
+    for (size_t i = 0; i < ES_ARRAY_LEN(bombs); i++) {
+        join_denied(bombs[i], "internal error");
+        assert_int_equal(stats(0)->budget_stops, i + 1);
+        join_denied("ok", "ok");
+    }
+    assert_int_equal(stats(0)->errors, 0);
+    assert_int_equal(stats(0)->memory_stops, 0);
+}
+
+TEST(everyday_patterns_are_unchanged)
+{
+    world_load(lua_entry("c_loops", "c_loops.lua", NULL));
+    join_denied("patterns", "13 5 8700 300 3 k abc nil 4 (a(b)c)");
+    assert_int_equal(stats(0)->budget_stops, 0);
+}
+
+/* A bigger limit lets the same pattern run: the bound is the budget's. */
+TEST(pattern_bound_follows_the_instruction_limit)
+{
+    world_load(lua_entry("c_loops", "c_loops.lua", "instruction_limit = 1000;"));
+    join_denied("patterns", "internal error");
+    assert_int_equal(stats(0)->budget_stops, 1);
+}
+
 TEST(memory_limit_is_configurable)
 {
     load_limits("memory_limit = 1048576; instruction_limit = 1099511627776L;");
@@ -1774,6 +1806,9 @@ int main(void)
         T(grant_io_and_os),
         T(memory_bomb_is_stopped),
         T(memory_limit_is_configurable),
+        T(c_library_loops_are_stopped),
+        T(everyday_patterns_are_unchanged),
+        T(pattern_bound_follows_the_instruction_limit),
         T(memory_full_state_next_call_is_answered),
         T(trapped_argument_tables_next_call_is_answered),
         T(finalizer_obeys_the_instruction_limit),
