@@ -971,6 +971,7 @@ void es_core_tick(es_core *c)
         es_registry_each(&c->registry, send_peers_each, c);
         c->next_refresh = now + every;
     }
+    es_hooks_tick(c->hooks, now); /* plugin and script timers */
     flush(c);
     if (let_go && c->sessions == 0 && c->nheld == 0)
         compact(c); /* the last held session was the last client */

@@ -46,6 +46,7 @@ typedef struct es_script {
     int fn[ES_HOOK_COUNT]; /* registry refs of the hook functions, or LUA_NOREF */
     int t_a, t_b, t_pos, t_relay; /* reusable argument tables */
     int64_t radius;      /* the global query_radius, read at load */
+    double tick_interval; /* the global tick_interval, read at load (0: 1 s) */
     es_lua_stats stats;
     char reason[ES_ERROR_MAX];
 } es_script;
@@ -901,6 +902,12 @@ static void lua_on_pair(void *state, const earshot_client *a, const earshot_clie
     call_hook(&cc);
 }
 
+static void lua_on_tick(void *state)
+{
+    call_ctx cc = {.s = state, .hook = ES_HOOK_TICK};
+    call_hook(&cc);
+}
+
 static int64_t lua_query_radius(void *state) { return ((es_script *)state)->radius; }
 
 static void script_free(es_script *s)
@@ -1030,6 +1037,26 @@ static int64_t read_query_radius(es_script *s, const char *where, char *err, siz
     return v;
 }
 
+/* The global tick_interval, read at load: 0 when absent (one second),
+ * -1 (with err) when it is not a number from 0.1 to 86400. */
+static double read_tick_interval(es_script *s, const char *where, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    if (raw_global(L, "tick_interval") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0.0;
+    }
+    int isnum;
+    lua_Number v = lua_tonumberx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum || !(v >= 0.1 && v <= 86400.0)) {
+        snprintf(err, errlen, "%sscript '%s': tick_interval must be a number of seconds from 0.1 "
+                 "to 86400", where, s->name);
+        return -1.0;
+    }
+    return v;
+}
+
 static int new_table_ref(lua_State *L, int narr, int nrec)
 {
     lua_createtable(L, narr, nrec);
@@ -1075,7 +1102,9 @@ static void describe(es_script *s)
     HOOK_IF_DEFINED(ES_HOOK_RELAY, on_relay, lua_on_relay);
     HOOK_IF_DEFINED(ES_HOOK_LEAVE, on_leave, lua_on_leave);
     HOOK_IF_DEFINED(ES_HOOK_PAIR, on_pair, lua_on_pair);
+    HOOK_IF_DEFINED(ES_HOOK_TICK, on_tick, lua_on_tick);
 #undef HOOK_IF_DEFINED
+    s->desc.tick_interval = s->tick_interval;
 }
 
 int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
@@ -1095,7 +1124,8 @@ int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
     s->setup = 1; /* the host's own allocations from here on */
     int64_t radius = -1;
     if (find_hook_functions(s, where, err, errlen) != 0 ||
-        (radius = read_query_radius(s, where, err, errlen)) < 0) {
+        (radius = read_query_radius(s, where, err, errlen)) < 0 ||
+        (s->tick_interval = read_tick_interval(s, where, err, errlen)) < 0) {
         script_free(s);
         return -1;
     }

@@ -63,7 +63,7 @@ static int reload(es_server *srv, void *ud)
         free(hooks);
         return -1;
     }
-    if (es_hooks_load(hooks, cfg, err, sizeof err) != 0) {
+    if (es_hooks_reload(hooks, cfg, a->hooks, err, sizeof err) != 0) {
         ES_ERROR("main", "reload failed, the running config stays: %s", err);
         es_config_free(cfg);
         free(cfg);

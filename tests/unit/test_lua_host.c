@@ -1288,6 +1288,37 @@ TEST(load_no_hooks)
     assert_contains(e, "on_join");
 }
 
+/* on_tick runs at the script's tick_interval on the clock the core gives. */
+TEST(tick_runs_at_the_script_interval)
+{
+    world_load(lua_entry("ticker", "ticker.lua", NULL));
+    assert_int_equal(W.h.chain_len[ES_HOOK_TICK], 1);
+    assert_true(W.h.links[0].tick_interval == 0.5);
+    join_denied("a", "ticks 0 seen 1");
+    join_denied("b", "ticks 0 seen 2");
+    es_hooks_tick(&W.h, 100.0);
+    join_denied("c", "ticks 1 seen 1");
+    es_hooks_tick(&W.h, 100.2);
+    es_hooks_tick(&W.h, 100.4);
+    join_denied("d", "ticks 1 seen 2");
+    es_hooks_tick(&W.h, 100.5);
+    join_denied("e", "ticks 2 seen 1");
+    assert_int_equal(stats(0)->calls, 7);
+}
+
+/* Without tick_interval a script ticks once a second; a bad one is a load
+ * error naming the script. */
+TEST(tick_interval_default_and_bad)
+{
+    world_load(lua_entry("timer", "tick_default.lua", NULL));
+    assert_int_equal(W.h.chain_len[ES_HOOK_TICK], 1);
+    assert_true(W.h.links[0].tick_interval == 1.0);
+    world_free();
+    const char *e = world_refused(lua_entry("bad", "bad_tick.lua", NULL));
+    assert_starts_with(e, entry_where(0));
+    assert_contains(e, "tick_interval must be a number of seconds from 0.1 to 86400");
+}
+
 TEST(load_hook_not_a_function)
 {
     const char *e = world_refused(lua_entry("odd", "load_not_function.lua", NULL));
@@ -1836,6 +1867,8 @@ int main(void)
         T(load_missing_file),
         T(load_missing_file_by_name),
         T(load_no_hooks),
+        T(tick_runs_at_the_script_interval),
+        T(tick_interval_default_and_bad),
         T(load_hook_not_a_function),
         T(load_error_in_a_later_entry_names_its_line),
         T(disabled_entry_is_not_loaded),
