@@ -972,6 +972,15 @@ void es_core_tick(es_core *c)
         c->next_refresh = now + every;
     }
     es_hooks_tick(c->hooks, now); /* plugin and script timers */
+    /* A timer can free memory while nobody is connected (relay_guard's
+     * sweep of parted pairs, after the last client left and the pools
+     * were dropped): an empty server gives freed heap back every 5 s. */
+    if (c->sessions == 0 && c->nheld == 0 && now >= c->next_trim) {
+        c->next_trim = now + 5.0;
+#if defined(__GLIBC__)
+        malloc_trim(0);
+#endif
+    }
     flush(c);
     if (let_go && c->sessions == 0 && c->nheld == 0)
         compact(c); /* the last held session was the last client */

@@ -132,6 +132,7 @@ typedef struct es_core {
     es_keepalive keepalive;
     es_addrcount addrs; /* open connections per address */
     double next_refresh;
+    double next_trim;     /* when an empty server next gives freed heap back */
     uint64_t next_serial;
     size_t sessions; /* open connections */
     es_session **doomed;
