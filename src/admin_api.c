@@ -176,8 +176,8 @@ static long long hearing_radius(const es_core *c)
 {
     const es_hooks *h = c->hooks;
     for (size_t i = 0; i < h->nlinks; i++)
-        if (strcmp(h->links[i].name, "proximity") == 0 && h->links[i].host.setting_int)
-            return (long long)h->links[i].host.setting_int(&h->links[i].settings, "radius");
+        if (strcmp(h->links[i].name, "proximity") == 0 && h->links[i].host->setting_int)
+            return (long long)h->links[i].host->setting_int(&h->links[i].settings, "radius");
     return (long long)h->query_radius;
 }
 

@@ -244,6 +244,7 @@ static void close_session(es_core *c, es_session *s, int code)
     case ES_CLOSE_GOING_AWAY: c->stats.closes[1]++; break;
     case ES_CLOSE_POLICY: c->stats.closes[2]++; break;
     case ES_CLOSE_TOO_BIG: c->stats.closes[3]++; break;
+    case ES_CLOSE_INVALID_DATA: c->stats.closes[4]++; break;
     default: break;
     }
     es_delivery_close(&c->delivery, s, code);
@@ -849,6 +850,14 @@ static void frame(es_core *c, es_session *s, const char *data, size_t len, int b
     char err[ES_ERROR_MAX];
     if (es_protocol_parse(data, len, &m, err) != 0) {
         SLOG(EARSHOT_LOG_DEBUG, "protocol", s, "bad message: %s", err);
+        /* The parser takes only UTF-8, so a valid message never pays for
+         * this check. A text frame that is not UTF-8 closes the connection
+         * with 1007 (RFC 6455 8.1), after the parser's Error. */
+        if (!es_utf8_valid(data, len)) {
+            kick(c, s, EARSHOT_LEAVE_CLOSED, ES_ERR_BAD_MESSAGE, err, ES_CLOSE_INVALID_DATA);
+            settle(c);
+            return;
+        }
         send_error(c, s, ES_ERR_BAD_MESSAGE, err);
         settle(c);
         return;
@@ -1186,6 +1195,16 @@ void es_core_tick(es_core *c)
     if (every > 0 && now >= c->next_refresh) {
         es_registry_each(&c->registry, send_peers_each, c);
         c->next_refresh = now + every;
+    }
+    es_hooks_tick(c->hooks, now); /* plugin and script timers */
+    /* A timer can free memory while nobody is connected (relay_guard's
+     * sweep of parted pairs, after the last client left and the pools
+     * were dropped): an empty server gives freed heap back every 5 s. */
+    if (c->sessions == 0 && c->nheld == 0 && now >= c->next_trim) {
+        c->next_trim = now + 5.0;
+#if defined(__GLIBC__)
+        malloc_trim(0);
+#endif
     }
     flush(c);
     if (let_go && c->sessions == 0 && c->nheld == 0 && c->nremote == 0)

@@ -99,7 +99,7 @@ typedef struct es_core_stats {
     uint64_t pings_sent;
     uint64_t ping_timeouts;           /* connections that stopped answering */
     uint64_t sendq_overflows;         /* clients dropped for not reading */
-    uint64_t closes[4];               /* by code: 1000, 1001, 1008, 1009 */
+    uint64_t closes[5];               /* by code: 1000, 1001, 1008, 1009, 1007 */
     uint64_t resumes;                 /* sessions resumed with their token */
     uint64_t resume_holds_expired;    /* held sessions not resumed within the grace */
     uint64_t resume_queued_relays;    /* relays kept for a held session */
@@ -170,6 +170,7 @@ typedef struct es_core {
     es_keepalive keepalive;
     es_addrcount addrs; /* open connections per address */
     double next_refresh;
+    double next_trim;     /* when an empty server next gives freed heap back */
     uint64_t next_serial;
     size_t sessions; /* open connections */
     es_session **doomed;

@@ -24,6 +24,7 @@
 /* WebSocket close codes the core asks for. */
 #define ES_CLOSE_NORMAL 1000
 #define ES_CLOSE_GOING_AWAY 1001
+#define ES_CLOSE_INVALID_DATA 1007 /* a text frame that is not UTF-8 (RFC 6455) */
 #define ES_CLOSE_POLICY 1008
 #define ES_CLOSE_TOO_BIG 1009
 /* Operator actions (the admin API), in the range RFC 6455 leaves to

@@ -216,8 +216,77 @@ static int settings_load(const es_config *cfg, const es_hook_entry *e, es_link *
 
 /* ---- loading ------------------------------------------------------------ */
 
+static int settings_equal(const earshot_settings *a, const earshot_settings *b)
+{
+    if (a->defs != b->defs || a->count != b->count)
+        return 0;
+    for (size_t i = 0; i < a->count; i++) {
+        const es_settings_value *x = &a->values[i], *y = &b->values[i];
+        switch (a->defs[i].type) {
+        case EARSHOT_SETTING_INT: if (x->i != y->i) return 0; break;
+        case EARSHOT_SETTING_NUMBER: if (x->d != y->d) return 0; break;
+        case EARSHOT_SETTING_BOOL: if (x->b != y->b) return 0; break;
+        default: if (strcmp(x->s, y->s) != 0) return 0; break;
+        }
+    }
+    return 1;
+}
+
+/*
+ * A reload: take over the running instance of the same plugin entry (same
+ * name, same descriptor, equal settings), so its memory survives. The
+ * instance keeps the host and the settings it was given; the running link
+ * gets the fresh copies and no instance, so unloading it destroys nothing
+ * the new link uses.
+ */
+static int adopt(es_link *link, const es_hook_entry *e, es_hooks *running)
+{
+    for (size_t i = 0; i < running->nlinks; i++) {
+        es_link *old = &running->links[i];
+        if (!old->initialised || old->desc != link->desc || !old->host ||
+            strcmp(old->name, e->name) != 0 || !settings_equal(&old->settings, &link->settings))
+            continue;
+        earshot_host *host = old->host;
+        earshot_settings settings = old->settings;
+        old->host = link->host;
+        old->host->host_data = old;
+        old->settings = link->settings;
+        link->host = host;
+        link->host->host_data = link;
+        link->settings = settings;
+        link->state = old->state;
+        link->initialised = 1;
+        link->next_tick = old->next_tick;
+        old->state = NULL;
+        old->initialised = 0;
+        link->query_radius = old->query_radius;
+        link->adopted = old;
+        return 1;
+    }
+    return 0;
+}
+
+/* A reload that fails gives the running link its instance back. */
+static void give_back(es_link *link)
+{
+    es_link *old = link->adopted;
+    earshot_host *host = old->host;
+    earshot_settings settings = old->settings;
+    old->host = link->host;
+    old->host->host_data = old;
+    old->settings = link->settings;
+    link->host = host;
+    link->host->host_data = link;
+    link->settings = settings;
+    old->state = link->state;
+    old->initialised = 1;
+    link->state = NULL;
+    link->initialised = 0;
+    link->adopted = NULL;
+}
+
 static int link_open_plugin(const es_config *cfg, const es_hook_entry *e, es_link *link,
-                            char *err, size_t errlen)
+                            es_hooks *running, char *err, size_t errlen)
 {
     char where[512];
     snprintf(where, sizeof where, "%s:%d: ", e->file, e->line);
@@ -255,9 +324,11 @@ static int link_open_plugin(const es_config *cfg, const es_hook_entry *e, es_lin
     link->desc = d;
     if (settings_load(cfg, e, link, err, errlen))
         return -1;
+    if (running && adopt(link, e, running))
+        return 0;
     if (d->init) {
         char why[256] = "";
-        if (d->init(&link->host, &link->settings, &link->state, why, sizeof why) != 0) {
+        if (d->init(link->host, &link->settings, &link->state, why, sizeof why) != 0) {
             snprintf(err, errlen, "%splugin '%s' failed to start: %s", where, e->name,
                      why[0] ? why : "(no reason given)");
             return -1;
@@ -278,6 +349,7 @@ static void link_close(es_link *link)
     if (link->initialised && link->desc && link->desc->destroy)
         link->desc->destroy(link->state);
     settings_free(&link->settings);
+    free(link->host);
     if (link->dl)
         dlclose(link->dl);
     free(link->name);
@@ -301,7 +373,19 @@ static int implements(const es_link *l, es_hook_id id)
     return fn != NULL;
 }
 
-int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
+/* The interval of the link's on_tick, when it has one; 0 without. */
+static double tick_interval(const es_link *l)
+{
+    if (!implements(l, ES_HOOK_TICK))
+        return 0.0;
+    double every = 0.0;
+    if (offsetof(earshot_plugin, tick_interval) + sizeof every <= l->desc->struct_size)
+        every = l->desc->tick_interval;
+    return every > 0.0 ? every : 1.0;
+}
+
+int es_hooks_reload(es_hooks *h, const es_config *cfg, es_hooks *running, char *err,
+                    size_t errlen)
 {
     memset(h, 0, sizeof *h);
     h->links = es_xcalloc(cfg->nhooks, sizeof *h->links);
@@ -311,7 +395,8 @@ int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
             continue;
         es_link *link = &h->links[h->nlinks++];
         link->name = es_xstrdup(e->name);
-        link->host = (earshot_host){
+        link->host = es_xmalloc(sizeof *link->host);
+        *link->host = (earshot_host){
             .api_version = EARSHOT_PLUGIN_API_VERSION,
             .log = host_log,
             .now = es_now,
@@ -327,16 +412,25 @@ int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
             .mute = host_mute,
         };
         int rc = e->kind == ES_HOOK_LUA ? es_lua_open(e, link, err, errlen)
-                                        : link_open_plugin(cfg, e, link, err, errlen);
+                                        : link_open_plugin(cfg, e, link, running, err, errlen);
         if (rc != 0) {
+            for (size_t k = 0; k < h->nlinks; k++)
+                if (h->links[k].adopted)
+                    give_back(&h->links[k]);
             es_hooks_unload(h);
             return -1;
         }
+        if (link->adopted)
+            ES_INFO("hooks", "plugin %s keeps its instance (its settings are unchanged)",
+                    link->name);
         if (link->query_radius > h->query_radius)
             h->query_radius = link->query_radius;
+        link->tick_interval = tick_interval(link);
         ES_INFO("hooks", "loaded %s %s (%s %s)", e->kind == ES_HOOK_LUA ? "script" : "plugin",
                 link->name, e->path, link->desc->version ? link->desc->version : "");
     }
+    for (size_t i = 0; i < h->nlinks; i++)
+        h->links[i].adopted = NULL; /* the running set is about to go */
     for (int id = 0; id < ES_HOOK_COUNT; id++) {
         h->chain[id] = es_xcalloc(h->nlinks, sizeof(es_link *));
         for (size_t i = 0; i < h->nlinks; i++)
@@ -344,6 +438,11 @@ int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
                 h->chain[id][h->chain_len[id]++] = &h->links[i];
     }
     return 0;
+}
+
+int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen)
+{
+    return es_hooks_reload(h, cfg, NULL, err, errlen);
 }
 
 void es_hooks_unload(es_hooks *h)
@@ -381,6 +480,7 @@ static earshot_verdict call_link(const es_link *l, es_hook_id id, const hook_arg
     case ES_HOOK_RELAY: return d->on_relay(l->state, x->relay, reason);
     case ES_HOOK_LEAVE: d->on_leave(l->state, x->a, x->why); break;
     case ES_HOOK_PAIR: d->on_pair(l->state, x->a, x->b, x->matched); break;
+    case ES_HOOK_TICK: d->on_tick(l->state); break;
     default: break;
     }
     return EARSHOT_PASS;
@@ -474,4 +574,19 @@ void es_hooks_pair(es_hooks *h, const earshot_client *a, const earshot_client *b
 {
     const char *unused;
     run_chain(h, ES_HOOK_PAIR, &(hook_args){.a = a, .b = b, .matched = matched}, &unused);
+}
+
+void es_hooks_tick(es_hooks *h, double now)
+{
+    for (size_t i = 0; i < h->chain_len[ES_HOOK_TICK]; i++) {
+        es_link *l = h->chain[ES_HOOK_TICK][i];
+        if (now < l->next_tick)
+            continue;
+        /* From now, not from when it was due: a late tick is not made up. */
+        l->next_tick = now + l->tick_interval - 0.05; /* the core ticks every 0.1 s */
+        double t0 = es_now();
+        l->calls++;
+        l->desc->on_tick(l->state);
+        l->seconds += es_now() - t0;
+    }
 }

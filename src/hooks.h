@@ -36,10 +36,16 @@ typedef struct es_link {
     const earshot_plugin *desc;
     void *state;             /* the instance, from init() */
     void *dl;                /* dlopen handle */
-    earshot_host host;       /* host_data points back to this link */
+    earshot_host *host;      /* host_data points back to this link; a plugin
+                              * kept over a reload keeps it (the pointer it
+                              * was given) */
     earshot_settings settings;
     int64_t query_radius;
     int initialised;
+    struct es_link *adopted; /* during a reload: the running link whose instance
+                              * this one took over */
+    double tick_interval;    /* seconds between on_tick calls */
+    double next_tick;        /* when on_tick is next due (the core's clock) */
     uint64_t calls;          /* hook calls made to this link */
     double seconds;          /* time spent in those calls */
 } es_link;
@@ -58,6 +64,12 @@ typedef struct es_hooks {
  * config file and line of the entry (everything loaded so far is undone).
  */
 int es_hooks_load(es_hooks *h, const es_config *cfg, char *err, size_t errlen);
+/* The same for a reload: a C plugin entry whose name, file and settings are
+ * those of a link of `running` keeps that link's instance (no new init, its
+ * memory kept: relay_guard's parted pairs), which es_hooks_unload(running)
+ * then leaves alone. Every other entry starts afresh. */
+int es_hooks_reload(es_hooks *h, const es_config *cfg, es_hooks *running, char *err,
+                    size_t errlen);
 void es_hooks_unload(es_hooks *h);
 
 /* The verdict runs. reason receives the client-facing text on a deny (the
@@ -68,5 +80,8 @@ int es_hooks_match(es_hooks *h, const earshot_client *a, const earshot_client *b
 int es_hooks_relay(es_hooks *h, const earshot_relay *r, char *reason);
 void es_hooks_leave(es_hooks *h, const earshot_client *c, earshot_leave_reason why);
 void es_hooks_pair(es_hooks *h, const earshot_client *a, const earshot_client *b, int matched);
+/* Call on_tick of every link whose interval has passed at `now` (the
+ * core's clock; the core calls it from its 100 ms tick). */
+void es_hooks_tick(es_hooks *h, double now);
 
 #endif

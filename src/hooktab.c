@@ -16,6 +16,7 @@ const es_hook_info es_hook_table[ES_HOOK_COUNT] = {
     HOOK(ES_HOOK_RELAY, "relay", 1, on_relay, 1),
     HOOK(ES_HOOK_LEAVE, "leave", 0, on_leave, 0),
     HOOK(ES_HOOK_PAIR, "pair", 0, on_pair, 0),
+    HOOK(ES_HOOK_TICK, "tick", 0, on_tick, 0),
 };
 
 const char *const es_leave_reason_names[ES_LEAVE_REASON_COUNT] = {

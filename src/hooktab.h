@@ -23,6 +23,7 @@ typedef enum es_hook_id {
     ES_HOOK_RELAY,
     ES_HOOK_LEAVE,
     ES_HOOK_PAIR,
+    ES_HOOK_TICK,
     ES_HOOK_COUNT
 } es_hook_id;
 

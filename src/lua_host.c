@@ -1,5 +1,6 @@
 #include "lua_host.h"
 
+#include <ctype.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <lua.h>
@@ -20,6 +21,16 @@
  * cheaply; a call may overrun its limit by less than STEP instructions. */
 #define STEP 1000
 
+/*
+ * Work done in C, outside the Lua VM, counted as instructions (measured
+ * against the VM's own instructions in docs/lua.md): every BYTES_PER_INSTR
+ * bytes a call allocates (string.rep, table.concat, `..`, gsub's result),
+ * every BYTES_PER_INSTR bytes a plain find scans, and every STEPS_PER_INSTR
+ * steps a pattern function may take at worst.
+ */
+#define BYTES_PER_INSTR 32
+#define STEPS_PER_INSTR 4
+
 typedef struct es_script {
     earshot_plugin desc; /* what the chains call; first, so &desc == script */
     char *name;
@@ -28,17 +39,23 @@ typedef struct es_script {
     lua_State *L;
     size_t mem_used, mem_limit;
     long long instr_limit, instr_used;
+    size_t alloc_bytes;  /* allocated bytes not yet counted as an instruction */
     int stopping;        /* the current call is over its budget */
+    int hook_fast;       /* the count hook fires at every instruction */
     int setup;           /* the host is building the state: no memory cap */
     int deny_on_error[ES_HOOK_VERDICT_COUNT];
     int fn[ES_HOOK_COUNT]; /* registry refs of the hook functions, or LUA_NOREF */
     int t_a, t_b, t_pos, t_relay; /* reusable argument tables */
     int64_t radius;      /* the global query_radius, read at load */
+    double tick_interval; /* the global tick_interval, read at load (0: 1 s) */
     es_lua_stats stats;
     char reason[ES_ERROR_MAX];
 } es_script;
 
 /* ---- memory and time limits -------------------------------------------- */
+
+static void charge_bytes(es_script *s, size_t bytes);
+static void over_budget(lua_State *L, es_script *s);
 
 static void *script_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -55,6 +72,8 @@ static void *script_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *p = realloc(ptr, nsize);
     if (p)
         s->mem_used = s->mem_used - osize + nsize;
+    if (p && nsize > osize && !s->setup)
+        charge_bytes(s, nsize - osize);
     return p;
 }
 
@@ -65,6 +84,30 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     (void)ar;
     es_script *s = script_of(L);
     s->instr_used += STEP;
+    over_budget(L, s);
+}
+
+/*
+ * Bytes a C function made: counted against the budget. Over it, the count
+ * hook fires at the next instruction (the allocator cannot raise an error
+ * itself), so a loop of big allocations stops at once.
+ */
+static void charge_bytes(es_script *s, size_t bytes)
+{
+    s->alloc_bytes += bytes;
+    if (s->alloc_bytes < BYTES_PER_INSTR)
+        return;
+    s->instr_used += (long long)(s->alloc_bytes / BYTES_PER_INSTR);
+    s->alloc_bytes %= BYTES_PER_INSTR;
+    if (s->instr_used > s->instr_limit && !s->stopping && !s->hook_fast && s->L) {
+        s->hook_fast = 1;
+        lua_sethook(s->L, count_hook, LUA_MASKCOUNT, 1);
+    }
+}
+
+/* Raise the stop when the call is over its instruction budget. */
+static void over_budget(lua_State *L, es_script *s)
+{
     if (s->instr_used > s->instr_limit || s->stopping) {
         /* From now on fire at every instruction, so a pcall inside the script
          * cannot swallow the stop: the first instruction outside it raises
@@ -80,9 +123,205 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 static void budget_start(es_script *s)
 {
     s->instr_used = 0;
-    if (s->stopping) {
+    s->alloc_bytes = 0;
+    if (s->stopping || s->hook_fast) {
         s->stopping = 0;
+        s->hook_fast = 0;
         lua_sethook(s->L, count_hook, LUA_MASKCOUNT, STEP);
+    }
+}
+
+/* ---- the string library's C loops, counted ------------------------------ */
+
+/*
+ * Lua's pattern matcher backtracks in C, where the count hook never fires:
+ * ("a"):rep(3000):find(".-.-.-.-b") runs for hours in one call. Before
+ * find, match, gmatch or gsub runs, its worst case is bounded from the
+ * subject and the pattern, and counted against the instruction budget;
+ * a call whose bound does not fit what is left of it is stopped like a
+ * loop. The bound: the start positions tried (one when anchored), times,
+ * for each single-character item repeated with *, + or -, one more than the
+ * longest run of subject characters the item matches (the most ways it can
+ * be tried at one place), times 2 per ? item and n + 1 per %b or back
+ * reference. Items that cannot repeat cost nothing more. A pattern with
+ * no repeated item is linear, so ids and payloads of any size pass.
+ */
+
+static int class_matches(int c, int cl)
+{
+    int r;
+    switch (tolower(cl)) {
+    case 'a': r = isalpha(c); break;
+    case 'c': r = iscntrl(c); break;
+    case 'd': r = isdigit(c); break;
+    case 'g': r = isgraph(c); break;
+    case 'l': r = islower(c); break;
+    case 'p': r = ispunct(c); break;
+    case 's': r = isspace(c); break;
+    case 'u': r = isupper(c); break;
+    case 'w': r = isalnum(c); break;
+    case 'x': r = isxdigit(c); break;
+    default: return cl == c;
+    }
+    if (isupper(cl))
+        r = !r;
+    return r != 0;
+}
+
+/* The end of the set that starts at p ('['), past its ']'; NULL if open. */
+static const char *set_end(const char *p, const char *pe)
+{
+    p++;
+    if (p < pe && *p == '^')
+        p++;
+    do {
+        if (p >= pe)
+            return NULL;
+        if (*p++ == '%' && p < pe)
+            p++;
+    } while (p >= pe || *p != ']');
+    return p + 1;
+}
+
+static int set_matches(int c, const char *p, const char *ec)
+{
+    int yes = 1;
+    p++; /* '[' */
+    if (*p == '^') {
+        yes = 0;
+        p++;
+    }
+    for (; p < ec; p++) {
+        if (*p == '%' && p + 1 < ec) {
+            p++;
+            if (class_matches(c, (unsigned char)*p))
+                return yes;
+        } else if (p + 2 < ec && p[1] == '-') {
+            if ((unsigned char)p[0] <= c && c <= (unsigned char)p[2])
+                return yes;
+            p += 2;
+        } else if ((unsigned char)*p == c) {
+            return yes;
+        }
+    }
+    return !yes;
+}
+
+/* Whether subject character c matches the single item p..ep. */
+static int item_matches(int c, const char *p, const char *ep)
+{
+    switch (*p) {
+    case '.': return 1;
+    case '%': return class_matches(c, (unsigned char)p[1]);
+    case '[': return set_matches(c, p, ep - 1);
+    default: return (unsigned char)*p == c;
+    }
+}
+
+/* The longest run of subject characters the item p..ep matches. */
+static size_t longest_run(const char *subj, size_t n, const char *p, const char *ep)
+{
+    if (*p == '.')
+        return n;
+    size_t best = 0, run = 0;
+    for (size_t i = 0; i < n; i++) {
+        run = item_matches((unsigned char)subj[i], p, ep) ? run + 1 : 0;
+        if (run > best)
+            best = run;
+    }
+    return best;
+}
+
+/* The worst-case steps of matching pattern p against the subject; HUGE_VAL
+ * when a malformed pattern leaves it to Lua's own error. */
+static double pattern_steps(const char *subj, size_t n, const char *p, size_t pl, int anchors)
+{
+    const char *pe = p + pl;
+    double ways = 1.0, big = (double)n + 1.0;
+    int anchored = anchors && pl > 0 && *p == '^';
+    if (anchored)
+        p++;
+    while (p < pe) {
+        if (*p == '(' || *p == ')' || (*p == '$' && p + 1 == pe)) {
+            p++;
+            continue;
+        }
+        if (*p == '%' && p + 1 < pe && p[1] == 'b') {
+            ways *= big;
+            p = p + 4 < pe ? p + 4 : pe;
+            continue;
+        }
+        if (*p == '%' && p + 1 < pe && p[1] == 'f') {
+            p += 2;
+            if (p >= pe || *p != '[' || !(p = set_end(p, pe)))
+                return n; /* Lua refuses it before matching */
+            continue;
+        }
+        if (*p == '%' && p + 1 < pe && isdigit((unsigned char)p[1])) {
+            ways *= big;
+            p += 2;
+            continue;
+        }
+        const char *ep;
+        if (*p == '%')
+            ep = p + 2 <= pe ? p + 2 : NULL;
+        else if (*p == '[')
+            ep = set_end(p, pe);
+        else
+            ep = p + 1;
+        if (!ep)
+            return n; /* malformed: Lua refuses it before matching */
+        if (ep < pe && (*ep == '*' || *ep == '+' || *ep == '-')) {
+            ways *= (double)longest_run(subj, n, p, ep) + 1.0;
+            ep++;
+        } else if (ep < pe && *ep == '?') {
+            ways *= 2.0;
+            ep++;
+        }
+        p = ep;
+    }
+    return ways * (anchored ? 1.0 : big) + (double)n;
+}
+
+/* Count `instructions` of C work against the budget; over it, stop. */
+static void charge(lua_State *L, double instructions)
+{
+    es_script *s = script_of(L);
+    if (instructions > (double)(s->instr_limit - s->instr_used))
+        s->instr_used = s->instr_limit + 1;
+    else
+        s->instr_used += (long long)instructions;
+    over_budget(L, s);
+}
+
+/* string.find, match, gmatch and gsub: the original (upvalue 1) once the
+ * worst case is counted; upvalue 2 is 1 where '^' anchors (not gmatch). */
+static int guarded_pattern(lua_State *L)
+{
+    size_t n, pl;
+    const char *subj = luaL_checklstring(L, 1, &n);
+    const char *p = luaL_checklstring(L, 2, &pl);
+    lua_CFunction original = lua_tocfunction(L, lua_upvalueindex(1));
+    int anchors = (int)lua_tointeger(L, lua_upvalueindex(2));
+    int plain = anchors == 2 && lua_toboolean(L, 4);
+    if (plain || (strlen(p) == pl && !strpbrk(p, "^$*+?.([%-")))
+        charge(L, (double)(n + pl) / BYTES_PER_INSTR); /* a plain search */
+    else
+        charge(L, pattern_steps(subj, n, p, pl, anchors != 0) / STEPS_PER_INSTR);
+    return original(L);
+}
+
+static void guard_string_library(lua_State *L)
+{
+    static const struct {
+        const char *name;
+        int anchors; /* 0: gmatch; 1: match, gsub; 2: find (has `plain`) */
+    } fns[] = {{"find", 2}, {"match", 1}, {"gmatch", 0}, {"gsub", 1}};
+    for (size_t i = 0; i < ES_ARRAY_LEN(fns); i++) {
+        lua_getfield(L, -1, fns[i].name);
+        lua_pushinteger(L, fns[i].anchors);
+        lua_pushcclosure(L, guarded_pattern, 2);
+        lua_setfield(L, -2, fns[i].name);
     }
 }
 
@@ -355,6 +594,7 @@ static void open_libraries(lua_State *L, const es_hook_entry *e)
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump"); /* no bytecode out either */
+    guard_string_library(L);
     lua_pop(L, 1);
     luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
     lua_pop(L, 1);
@@ -723,6 +963,12 @@ static void lua_on_pair(void *state, const earshot_client *a, const earshot_clie
     call_hook(&cc);
 }
 
+static void lua_on_tick(void *state)
+{
+    call_ctx cc = {.s = state, .hook = ES_HOOK_TICK};
+    call_hook(&cc);
+}
+
 static int64_t lua_query_radius(void *state) { return ((es_script *)state)->radius; }
 
 static void script_free(es_script *s)
@@ -852,6 +1098,26 @@ static int64_t read_query_radius(es_script *s, const char *where, char *err, siz
     return v;
 }
 
+/* The global tick_interval, read at load: 0 when absent (one second),
+ * -1 (with err) when it is not a number from 0.1 to 86400. */
+static double read_tick_interval(es_script *s, const char *where, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    if (raw_global(L, "tick_interval") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0.0;
+    }
+    int isnum;
+    lua_Number v = lua_tonumberx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum || !(v >= 0.1 && v <= 86400.0)) {
+        snprintf(err, errlen, "%sscript '%s': tick_interval must be a number of seconds from 0.1 "
+                 "to 86400", where, s->name);
+        return -1.0;
+    }
+    return v;
+}
+
 static int new_table_ref(lua_State *L, int narr, int nrec)
 {
     lua_createtable(L, narr, nrec);
@@ -897,7 +1163,9 @@ static void describe(es_script *s)
     HOOK_IF_DEFINED(ES_HOOK_RELAY, on_relay, lua_on_relay);
     HOOK_IF_DEFINED(ES_HOOK_LEAVE, on_leave, lua_on_leave);
     HOOK_IF_DEFINED(ES_HOOK_PAIR, on_pair, lua_on_pair);
+    HOOK_IF_DEFINED(ES_HOOK_TICK, on_tick, lua_on_tick);
 #undef HOOK_IF_DEFINED
+    s->desc.tick_interval = s->tick_interval;
 }
 
 int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
@@ -917,7 +1185,8 @@ int es_lua_open(const es_hook_entry *e, es_link *link, char *err, size_t errlen)
     s->setup = 1; /* the host's own allocations from here on */
     int64_t radius = -1;
     if (find_hook_functions(s, where, err, errlen) != 0 ||
-        (radius = read_query_radius(s, where, err, errlen)) < 0) {
+        (radius = read_query_radius(s, where, err, errlen)) < 0 ||
+        (s->tick_interval = read_tick_interval(s, where, err, errlen)) < 0) {
         script_free(s);
         return -1;
     }

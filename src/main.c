@@ -8,6 +8,8 @@
 #include <libgen.h>
 #include <libwebsockets.h>
 #include <limits.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,21 @@ typedef struct app {
     es_hooks *hooks;
 } app;
 
+/*
+ * libcrypto keeps what it fetches for an HMAC (the method, the digest) for
+ * the life of the process. Fetched at the first resume token or TURN
+ * credential, those blocks land among a crowd's short-lived ones and keep
+ * their pages resident after the crowd is gone; fetched here, before any
+ * client, they sit with the rest of what the process keeps for good.
+ */
+static void warm_crypto(void)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int n;
+    HMAC(EVP_sha1(), "k", 1, (const unsigned char *)"m", 1, mac, &n);
+    HMAC(EVP_sha256(), "k", 1, (const unsigned char *)"m", 1, mac, &n);
+}
+
 static int reload(es_server *srv, void *ud)
 {
     app *a = ud;
@@ -64,7 +81,7 @@ static int reload(es_server *srv, void *ud)
         free(hooks);
         return -1;
     }
-    if (es_hooks_load(hooks, cfg, err, sizeof err) != 0) {
+    if (es_hooks_reload(hooks, cfg, a->hooks, err, sizeof err) != 0) {
         ES_ERROR("main", "reload failed, the running config stays: %s", err);
         es_config_free(cfg);
         free(cfg);
@@ -217,6 +234,7 @@ int main(int argc, char **argv)
         goto out_hooks;
     }
 
+    warm_crypto();
     es_server *srv = es_server_create(a.cfg, a.hooks, port, err, sizeof err);
     if (!srv) {
         ES_ERROR("main", "%s", err);

@@ -125,8 +125,8 @@ void es_metrics_render(es_buf *out, const es_metrics_source *src)
          "Clients dropped because their send queue was full.");
     put(out, "earshot_send_queue_drops_total %llu\n", (unsigned long long)st->sendq_overflows);
     head(out, "earshot_closes_total", "counter", "Connections closed by earshot, by close code.");
-    static const int codes[4] = {1000, 1001, 1008, 1009};
-    for (int i = 0; i < 4; i++)
+    static const int codes[5] = {1000, 1001, 1008, 1009, 1007};
+    for (int i = 0; i < 5; i++)
         put(out, "earshot_closes_total{code=\"%d\"} %llu\n", codes[i],
             (unsigned long long)st->closes[i]);
 

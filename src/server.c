@@ -87,7 +87,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return es_ws_writeable(&srv->ws, wsi, &c->ws);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        es_ws_peer_closing(&srv->ws, &c->ws);
+        if (es_ws_peer_closing(&srv->ws, &c->ws))
+            return -1;
         break;
     case LWS_CALLBACK_CLOSED:
         es_ws_closed(&srv->ws, &c->ws);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "util.h"
@@ -11,6 +12,16 @@
 _Static_assert(ES_WIRE_HEADROOM >= LWS_PRE, "message headroom must cover LWS_PRE");
 
 #define JOIN_INFO_MAX 8192 /* bytes of path, query and headers kept for join hooks */
+
+/*
+ * Lingering close: how long, and how many bytes of what the client still
+ * sends, the server reads and discards after its close frame before it
+ * closes the socket. Closing a socket with unread input makes the kernel
+ * send a reset, and a reset throws away whatever the client had not yet
+ * received: the close frame and the messages queued before it.
+ */
+#define LINGER_SECONDS 3
+#define LINGER_BYTES (1u << 20)
 
 /* ---- writing what the core sends ---------------------------------------- */
 
@@ -47,12 +58,59 @@ static int send_now(void *tctx, es_session *s, char *payload, size_t len)
 
 const es_transport es_ws_transport = {.want_write = want_write, .send_now = send_now};
 
+/*
+ * The close frame is the last thing the server writes. Once libwebsockets
+ * holds none of it back, the write side is shut (a FIN behind the frame),
+ * and the connection lingers: what the client still sends is read and
+ * thrown away until it answers with its own close frame, ends the
+ * connection, or passes LINGER_SECONDS or LINGER_BYTES. Only then is the
+ * socket closed, with nothing unread in it, so no reset.
+ */
+static void shut_write_side(struct lws *wsi, es_ws_conn *p)
+{
+    p->linger = ES_LINGER_SHUT;
+    lws_sockfd_type fd = lws_get_socket_fd(wsi);
+    if (fd >= 0)
+        shutdown(fd, SHUT_WR);
+}
+
+static int start_lingering(struct lws *wsi, es_ws_conn *p, int code)
+{
+    static const char reasons[][24] = {"", "going away", "", "", "", "", "", "invalid utf-8",
+                                       "policy", "message too big"};
+    const char *why = code >= 1000 && code <= 1009 ? reasons[code - 1000] : "";
+    /* The frame by hand (lws 4.1 keeps its close writer private): FIN and
+     * opcode 8, the payload length, the code, the reason. */
+    unsigned char frame[LWS_PRE + 4 + sizeof reasons[0]];
+    unsigned char *f = frame + LWS_PRE;
+    size_t n = strlen(why);
+    f[0] = 0x88;
+    f[1] = (unsigned char)(2 + n);
+    f[2] = (unsigned char)(code >> 8);
+    f[3] = (unsigned char)(code & 0xff);
+    memcpy(f + 4, why, n);
+    if (lws_write(wsi, f, n + 4, LWS_WRITE_RAW) < (int)(n + 4))
+        return -1;
+    p->linger = ES_LINGER_SENT;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, LINGER_SECONDS);
+    if (lws_partial_buffered(wsi))
+        lws_callback_on_writable(wsi); /* shut once libwebsockets has sent the rest */
+    else
+        shut_write_side(wsi, p);
+    return 0;
+}
+
 /* One write per callback: what the local delivery says comes next. */
 int es_ws_writeable(es_ws *ws, struct lws *wsi, es_ws_conn *p)
 {
     es_session *s = p->s;
     if (!s)
         return 0;
+    if (p->linger) {
+        if (p->linger == ES_LINGER_SENT)
+            shut_write_side(wsi, p);
+        return 0;
+    }
     if (p->tx_broken)
         return -1;
     es_write w = es_local_next(s);
@@ -70,13 +128,8 @@ int es_ws_writeable(es_ws *ws, struct lws *wsi, es_ws_conn *p)
         if (lws_write(wsi, (unsigned char *)w.payload, w.len, LWS_WRITE_TEXT) < (int)w.len)
             return -1;
         break;
-    case ES_WRITE_CLOSE: {
-        static const char reasons[][24] = {"", "going away", "", "", "", "", "", "", "policy",
-                                           "message too big"};
-        const char *why = w.code >= 1000 && w.code <= 1009 ? reasons[w.code - 1000] : "";
-        lws_close_reason(wsi, (enum lws_close_status)w.code, (unsigned char *)why, strlen(why));
-        return -1;
-    }
+    case ES_WRITE_CLOSE:
+        return start_lingering(wsi, p, w.code);
     default:
         return 0;
     }
@@ -135,6 +188,10 @@ int es_ws_received(es_ws *ws, struct lws *wsi, es_ws_conn *c, const char *in, si
 {
     if (!c->s)
         return -1;
+    if (c->linger) { /* discarded, up to a bound */
+        c->linger_bytes += len;
+        return c->linger_bytes > LINGER_BYTES ? -1 : 0;
+    }
     es_core_heard(ws->core, c->s);
     return ws_receive(ws, wsi, c, in, len);
 }
@@ -366,10 +423,17 @@ int es_ws_established(es_ws *ws, struct lws *wsi, es_ws_conn *c)
  * when the connection closes rather than holding it for a resume. A
  * connection that closes without one (a reset, a dead TCP) was lost.
  */
-void es_ws_peer_closing(es_ws *ws, es_ws_conn *c)
+int es_ws_peer_closing(es_ws *ws, es_ws_conn *c)
 {
+    /* The answer to our own close frame is no goodbye: the server ended
+     * the connection (a ping timeout leaves a resumable session held). The
+     * client has the frame, so close now; the write side is shut, there is
+     * no echo to send. */
+    if (c->linger)
+        return -1;
     if (c->s)
         es_core_goodbye(ws->core, c->s);
+    return 0;
 }
 
 void es_ws_closed(es_ws *ws, es_ws_conn *c)

@@ -34,7 +34,12 @@ typedef struct es_ws_conn {
     size_t rx_len, rx_cap;
     uint8_t rx_discard; /* the rest of an oversized message */
     uint8_t tx_broken;  /* a direct write failed: close at the next chance */
+    uint8_t linger;     /* es_linger: the close frame is written, input is discarded */
+    size_t linger_bytes; /* bytes discarded since */
 } es_ws_conn;
+
+/* Where a connection is in its lingering close. */
+enum es_linger { ES_LINGER_NO, ES_LINGER_SENT, ES_LINGER_SHUT };
 
 /* The core's way to write (tctx unused). */
 extern const es_transport es_ws_transport;
@@ -49,8 +54,9 @@ int es_ws_received(es_ws *ws, struct lws *wsi, es_ws_conn *c, const char *in, si
 int es_ws_pong(es_ws *ws, es_ws_conn *c);
 /* LWS_CALLBACK_SERVER_WRITEABLE. */
 int es_ws_writeable(es_ws *ws, struct lws *wsi, es_ws_conn *c);
-/* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: the client said goodbye. */
-void es_ws_peer_closing(es_ws *ws, es_ws_conn *c);
+/* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: the client said goodbye. Non-zero
+ * when the connection is to close at once (it answers our close frame). */
+int es_ws_peer_closing(es_ws *ws, es_ws_conn *c);
 /* LWS_CALLBACK_CLOSED: the session ends. */
 void es_ws_closed(es_ws *ws, es_ws_conn *c);
 

@@ -13,8 +13,9 @@
  * chosen by clients, so the table hashes with the host's keyed hash: nobody
  * can pick ids that pile into one bucket. Each entry is also on a list
  * ordered by parting time, oldest first, so expiry pops from its head: every
- * hook call first drops the pairs whose grace has run out, and the table
- * (buckets included) is freed when its last pair goes.
+ * hook call first drops the pairs whose grace has run out, and so does the
+ * tick, once a second, so the table shrinks while nobody moves or relays;
+ * the table (buckets included) is freed when its last pair goes.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -163,6 +164,13 @@ static void guard_pair(void *state, const earshot_client *a, const earshot_clien
     DL_APPEND(g->oldest, p);
 }
 
+/* The timer: what expired goes even when no pair changes and no relay comes. */
+static void guard_tick(void *state)
+{
+    guard *g = state;
+    expire(g, g->host->now());
+}
+
 static earshot_verdict guard_relay(void *state, const earshot_relay *r, const char **reason)
 {
     guard *g = state;
@@ -178,7 +186,8 @@ static earshot_verdict guard_relay(void *state, const earshot_relay *r, const ch
     return p ? EARSHOT_PASS : EARSHOT_DENY;
 }
 
-EARSHOT_PLUGIN_DEFINE(.name = "relay_guard", .version = "1.1.0",
+EARSHOT_PLUGIN_DEFINE(.name = "relay_guard", .version = "1.2.0",
                       .description = "relay only between clients matched now or within a grace period",
                       .settings = settings, .init = guard_init, .destroy = guard_destroy,
-                      .on_relay = guard_relay, .on_pair = guard_pair)
+                      .on_relay = guard_relay, .on_pair = guard_pair, .on_tick = guard_tick,
+                      .tick_interval = 1.0)

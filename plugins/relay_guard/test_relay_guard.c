@@ -41,6 +41,8 @@ static void t_descriptor(void **ctx)
     assert_string_equal(d->name, "relay_guard");
     assert_non_null(d->on_relay);
     assert_non_null(d->on_pair);
+    assert_non_null(d->on_tick);
+    assert_true(d->tick_interval == 1.0);
     assert_null(d->on_join);
     assert_null(d->on_position);
     assert_null(d->match_filter);
@@ -210,6 +212,36 @@ static void t_table_shrinks_back(void **ctx)
     assert_int_equal(remembered(f), 1);
 }
 
+/* Pairs part all the time and nothing else happens: the tick alone keeps
+ * the memory flat, at what the pairs within their grace need. */
+static void t_tick_keeps_memory_flat(void **ctx)
+{
+    fixture *f = *ctx;
+    start(f); /* grace 30 s */
+    const earshot_plugin *d = earshot_plugin_describe();
+    long empty = pt_live_blocks;
+    long most = 0;
+    char id[16];
+    /* an hour: 10 pairs part every second, each once; a tick every second */
+    for (int t = 0; t < 3600; t++) {
+        for (int k = 0; k < 10; k++) {
+            snprintf(id, sizeof id, "p%d", t * 10 + k);
+            pair(f, "hub", id, 0);
+        }
+        pt_clock += 1.0;
+        d->on_tick(f->state);
+        assert_true(remembered(f) <= 310); /* 30 s of partings, and one tick's */
+        if (t >= 60 && pt_live_blocks > most)
+            most = pt_live_blocks;
+    }
+    assert_true(most < empty + 400); /* 310 entries and the table's few blocks */
+    /* quiet: only ticks, and the table empties */
+    pt_clock += 31.0;
+    d->on_tick(f->state);
+    assert_int_equal(remembered(f), 0);
+    assert_int_equal(pt_live_blocks, empty);
+}
+
 /* The table hashes with the host's keyed hash, and stays right even when
  * every key collides. */
 static void t_uses_host_hash(void **ctx)
@@ -308,6 +340,7 @@ int main(void)
         T(t_rematch_forgets),
         T(t_zero_grace),
         T(t_table_shrinks_back),
+        T(t_tick_keeps_memory_flat),
         T(t_uses_host_hash),
         T(t_all_keys_colliding),
         T(t_longest_ids),

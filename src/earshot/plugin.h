@@ -321,12 +321,26 @@ typedef struct earshot_plugin {
      * for every link after the match sets change; no verdict.
      */
     void (*on_pair)(void *state, const earshot_client *a, const earshot_client *b, int matched);
+
+    /*
+     * tick: a timer, called about every tick_interval seconds on the loop's
+     * thread, between messages, for work that must happen whether or not
+     * clients do anything (dropping what expired, say). Read the time with
+     * host->now(). The core ticks ten times a second, so an interval is
+     * rounded up to the next tenth of a second. No verdict. May be NULL.
+     */
+    void (*on_tick)(void *state);
+
+    /* Seconds between two on_tick calls; 0 (the default) means 1 second.
+     * Read only when on_tick is set. */
+    double tick_interval;
 } earshot_plugin;
 
 /*
  * The smallest struct_size the loader accepts: the first ABI's descriptor,
- * which ends with on_leave (on_pair is the first hook appended since). A
- * plugin built against that header keeps loading; its on_pair is absent.
+ * which ends with on_leave (on_pair, then on_tick and tick_interval, were
+ * appended since). A plugin built against that header keeps loading; its
+ * on_pair and on_tick are absent.
  */
 #define EARSHOT_PLUGIN_MIN_SIZE \
     (offsetof(earshot_plugin, on_leave) + sizeof(((const earshot_plugin *)0)->on_leave))

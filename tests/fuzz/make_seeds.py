@@ -5,7 +5,7 @@ Run from this folder; the seeds are committed, this only documents them."""
 import json
 import os
 
-TEXT, BINARY, CLOSE, TICK, DRAIN, TOOBIG = 0, 3, 4, 5, 6, 7
+TEXT, TOKEN_TEXT, BINARY, CLOSE, TICK, DRAIN, TOOBIG = 0, 2, 3, 4, 5, 6, 7
 
 
 def rec(slot, action, payload=b""):
@@ -23,6 +23,13 @@ def pos(slot, cid, map_id, x, y, **extra):
     d = {"client_id": cid, "map_id": map_id, "x": x, "y": y}
     d.update(extra)
     return msg(slot, "UpdatePosition", d)
+
+
+def resume(slot, cid, map_id, x, y, token="$TOKEN", **extra):
+    """UpdatePosition with a resume token; "$TOKEN" becomes the last one issued."""
+    d = {"client_id": cid, "map_id": map_id, "x": x, "y": y, "resume_token": token}
+    d.update(extra)
+    return rec(slot, TOKEN_TEXT, json.dumps({"type": "UpdatePosition", "data": d}))
 
 
 def drain_all():
@@ -56,6 +63,27 @@ seeds = {
     "ice": msg(0, "RequestIceServers") + pos(0, "q\"\\\u00e9\U0001F3A7", 1, 0, 0)
     + msg(0, "RequestIceServers") + rec(0, TEXT, '{"type":"RequestIceServers"}')
     + pos(1, "b", 1, 3, 0) + msg(1, "RequestIceServers", {"x": [1]}) + drain_all(),
+    # protocol v1.1: resumes, holds that expire, goodbyes, the crowd cap
+    "resume": pos(0, "r", 1, 0, 0, resumable=True) + pos(1, "p", 1, 3, 0) + drain_all()
+    + rec(0, CLOSE) + msg(1, "SendOffer", {"target_id": "r", "offer": "kept"})
+    + msg(1, "SendIceCandidate", {"target_id": "r", "candidate": "c"})
+    + resume(0, "r", 1, 1, 0) + drain_all() + resume(2, "r", 1, 2, 0) + drain_all()
+    + msg(0, "RequestIceServers") + drain_all(),
+    "resume_refused": pos(0, "r", 1, 0, 0, resumable=True) + drain_all() + rec(0, CLOSE)
+    + resume(1, "r", 1, 0, 0, token="not-a-token") + resume(2, "other", 1, 0, 0)
+    + rec(3, TEXT, '{"type":"UpdatePosition","data":{"client_id":"r","map_id":1,"x":0,"y":0,'
+                   '"resumable":1,"resume_token":null}}') + drain_all(),
+    "hold_expires": pos(0, "h", 1, 0, 0, resumable=True) + pos(1, "k", 1, 2, 0) + drain_all()
+    + rec(0, CLOSE) + b"".join(msg(1, "SendOffer", {"target_id": "h", "offer": str(i)})
+                               for i in range(5))
+    + rec(1, TICK, b"x" * 80) + drain_all() + resume(2, "h", 1, 0, 0) + drain_all(),
+    "goodbye": pos(0, "g", 1, 0, 0, resumable=True) + drain_all() + rec(0, CLOSE, b"x")
+    + resume(1, "g", 1, 0, 0) + pos(2, "g", 1, 0, 0, resumable=False) + drain_all(),
+    "crowd": pos(0, "c0", 1, 0, 0) + pos(1, "c1", 1, 1, 0) + pos(2, "c2", 1, 2, 0)
+    + pos(3, "c3", 1, 3, 0) + drain_all() + pos(3, "c3", 1, 0, 1) + pos(0, "c0", 1, 9, 9)
+    + pos(1, "c1", 1, 9, 8) + drain_all() + msg(2, "Disconnect") + drain_all(),
+    "utf8": pos(0, "u", 1, 0, 0) + rec(0, TEXT, b'{"type":"RequestPeerRefresh","x":"\xff"}')
+    + rec(1, TEXT, b"\xc3") + drain_all(),
 }
 os.makedirs("corpus/core", exist_ok=True)
 for name, data in seeds.items():

@@ -16,6 +16,7 @@ from harness import HOST, OTHER_SOURCE, EarshotTestCase, relay_message, sending,
 from wsclient import OP_TEXT, HandshakeError, NoMessage, encode_frame
 
 TOO_BIG = 1009
+INVALID_DATA = 1007
 ID_RULE = "must be 1 to 128 bytes of UTF-8 with no control characters"
 
 
@@ -252,8 +253,8 @@ class HostileInputTest(HostileTestCase):
 
     # ---- encodings
     def test_invalid_utf8_in_text_frames(self):
-        """lws does not validate UTF-8 (no 1007 close): earshot answers each such frame
-        with the parser's Error, keeps the connection, and changes nothing."""
+        """A text frame that is not UTF-8 gets the parser's Error and a close
+        with 1007 (RFC 6455 8.1): its sender leaves, nobody else notices."""
         m = self.new_map()
         a, b, a_id, b_id = self.pair(m)
         near = "Invalid JSON: unable to decode byte 0x%02x near '\"'"
@@ -266,14 +267,25 @@ class HostileInputTest(HostileTestCase):
             (b'{"type":"SendIceCandidate","data":{"target_id":"' + b_id.encode()
              + b'","candidate":"\xf8\x88\x80\x80\x80"}}', near % 0xf8),
         ]
-        for payload, error in cases:
+        before = self.metrics()
+        for i, (payload, error) in enumerate(cases):
             with self.subTest(payload=payload):
-                a.send_text(payload)
-                self.expect_error(a, error)
+                c_id = self.cid("c%d" % i)
+                c = self.join(c_id, m, 1, 1, expect=[a_id, b_id])
+                self.expect_peers(a, [b_id, c_id], who="a, as c%d joins" % i)
+                self.expect_peers(b, [a_id, c_id], who="b, as c%d joins" % i)
+                c.send_text(payload)
+                self.expect_error(c, error)
+                self.expect_close_code(c, INVALID_DATA, who="c%d" % i)
+                self.expect_peers(a, [b_id], who="a, as c%d leaves" % i)
+                self.expect_peers(b, [a_id], who="b, as c%d leaves" % i)
+        self.assertDelta(before, self.metrics(), "earshot_closes_total", len(cases), code="1007")
         # split across fragments: a sequence started in one, broken in the next
-        a.send_fragmented(OP_TEXT, [b'{"type":"SendOffer","data":{"target_id":"'
+        w = self.connect()
+        w.send_fragmented(OP_TEXT, [b'{"type":"SendOffer","data":{"target_id":"'
                                     + b_id.encode() + b'","offer":"\xe2', b'\x28\xa1"}}'])
-        self.expect_error(a, near % 0xe2)
+        self.expect_error(w, near % 0xe2)
+        self.expect_close_code(w, INVALID_DATA, who="fragments")
         # a valid sequence split across fragments is fine
         a.send_fragmented(OP_TEXT, [b'{"type":"SendOffer","data":{"target_id":"'
                                     + b_id.encode() + b'","offer":"\xe2', b'\x82\xac"}}'])
@@ -283,8 +295,11 @@ class HostileInputTest(HostileTestCase):
         w.send_text(b'{"type":"UpdatePosition","data":{"client_id":"ev\xffil","map_id":1,'
                     b'"x":0,"y":0}}')
         self.expect_error(w, "Invalid JSON: unable to decode byte 0xff near '\"ev'")
-        self.assert_unregistered(w)
-        self.expect_nothing(a, b, w)
+        self.expect_close_code(w, INVALID_DATA, who="the invalid id")
+        # valid UTF-8 that is not a message keeps the connection
+        a.send_text("caf\u00e9 \u6771")
+        self.expect_error(a, "Invalid JSON: invalid token near 'caf'")
+        self.expect_nothing(a, b)
         self.still_paired(a, b, a_id, b_id)
 
     # ---- sizes

@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from harness import EarshotTestCase, fixture_script, lua_hook, stock_script
+from harness import EarshotTestCase, fixture_script, lua_hook, make_hooks, stock_script
 
 
 def relay_guard():
@@ -142,6 +142,34 @@ class AuthTokenTest(EarshotTestCase):
 
 
 # ------------------------------------------------------------------ event_log
+class CLoopsTest(EarshotTestCase):
+    """A join hook that runs the string library's worst cases on the client's
+    id (tests/lua/c_loops.lua): each call is stopped at the instruction
+    limit, the client gets "internal error", and a client already in the
+    world is served all along."""
+    hooks = [lua_hook("c_loops", fixture_script("c_loops"), settings={})] + make_hooks()
+
+    def test_bombs_are_stopped_and_others_unaffected(self):
+        m = self.new_map()
+        # the script decides joins by id; w stays connected, asking "ok"
+        w = self.connect()
+        w.send_json(self.position("patterns", m, 0, 0))
+        self.expect_error(w, "13 5 8700 300 3 k abc nil 4 (a(b)c)")
+        before = self.metrics()
+        for bomb in ("find_bomb", "match_bomb", "gmatch_bomb", "gsub_bomb", "rep_bomb",
+                     "concat_bomb", "concat_op_bomb", "plain_find_bomb"):
+            with self.subTest(bomb=bomb):
+                b = self.connect()
+                b.send_json(self.position(bomb, m, 0, 0))
+                self.expect_error(b, "internal error", timeout=10.0)
+                # the other client's next message is answered
+                w.send_json(self.position("ok", m, 0, 0))
+                self.expect_error(w, "ok")
+        after = self.metrics()
+        self.assertDelta(before, after, "earshot_hook_errors_total", 8,
+                         link="c_loops", cause="instruction_limit")
+
+
 class EventLogFileTest(EarshotTestCase):
     """event_log writing to a file (grant io), last in the chain."""
 

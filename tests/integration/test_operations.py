@@ -342,6 +342,34 @@ class ReloadTest(OpsTestCase):
                            "map_range is not listed in earshot_hook_calls_total after the reload")
         self.assertTrue(srv.alive())
 
+    def test_reload_keeps_relay_guard_memory_and_its_timer_runs(self):
+        """relay_guard remembers a parted pair across a reload that leaves its
+        settings alone, and forgets it when grace changes; its on_tick runs
+        while nothing else happens."""
+        srv = self.start({}, make_hooks(grace=30.0))
+        a = self.join("a", 1, 0, 0)
+        b = self.join("b", 1, 3, 4, expect=["a"])
+        self.expect_peers(a, ["b"], who="a when b joins")
+        self.move(b, "b", 1, 100, 0)
+        self.expect_peers(a, [], who="a as b walks away")
+        self.expect_peers(b, [], who="b as it walks away")
+        self.relay(a, "a", b, "b", "within grace")
+
+        srv.rewrite(hooks=make_hooks(grace=30.0))
+        self.reload_and_wait("ok", 1)
+        self.assertIn("plugin relay_guard keeps its instance", srv.output())
+        self.relay(a, "a", b, "b", "still within grace")
+
+        srv.rewrite(hooks=make_hooks(grace=31.0))
+        self.reload_and_wait("ok", 2)
+        self.relay_refused(a, "b", "a fresh relay_guard never saw them part")
+
+        # the timer: relay_guard is called while no client does anything
+        calls = lambda: self.metric("earshot_hook_calls_total", link="relay_guard")
+        before = calls()
+        self.assertTrue(wait_until(lambda: calls() >= before + 2, 5.0),
+                        "relay_guard's on_tick did not run")
+
     def test_failed_reload_keeps_running_config(self):
         srv = self.start(None, make_hooks(radius=20, leave_radius=25))
         a = self.join("a", 1, 0, 0)

@@ -18,8 +18,9 @@ typedef struct scripted {
     char reason[128];
 } scripted;
 
-/* calls[0..5] = join, position, match, relay, leave, pair; summed over instances */
-__attribute__((visibility("default"))) unsigned long scripted_calls[6];
+/* calls[0..6] = join, position, match, relay, leave, pair, tick; summed over
+ * instances */
+__attribute__((visibility("default"))) unsigned long scripted_calls[7];
 
 static const earshot_setting_def settings[] = {
     EARSHOT_SETTING_STRING_DEF("join", "pass", "verdict for join"),
@@ -123,7 +124,14 @@ static void s_pair(void *state, const earshot_client *a, const earshot_client *b
     scripted_calls[5]++;
 }
 
+static void s_tick(void *state)
+{
+    (void)state;
+    scripted_calls[6]++;
+}
+
 EARSHOT_PLUGIN_DEFINE(.name = "scripted", .version = "0", .settings = settings, .init = s_init,
                       .destroy = s_destroy, .query_radius = s_radius, .on_join = s_join,
                       .on_position = s_position, .match_filter = s_match, .on_relay = s_relay,
-                      .on_leave = s_leave, .on_pair = s_pair)
+                      .on_leave = s_leave, .on_pair = s_pair, .on_tick = s_tick,
+                      .tick_interval = 0.5)

@@ -252,8 +252,107 @@ TEST(t_first_abi_plugin_has_no_appended_hooks)
     assert_int_equal(*leaves, 1);
     es_hooks_pair(&f->h, &a, &b, 1);
     es_hooks_pair(&f->h, &a, &b, 0);
+    es_hooks_tick(&f->h, 0.0);
+    es_hooks_tick(&f->h, 100.0);
     assert_int_equal(*stray, 0);
     assert_int_equal(l->calls, 2);
+}
+
+/* on_tick runs once its declared interval (scripted: 0.5 s) has passed on
+ * the clock the core gives, first at the first tick; the core ticks every
+ * 0.1 s. */
+TEST(t_tick_runs_at_its_interval)
+{
+    F;
+    load_ok(f, scripted("s", ""));
+    assert_int_equal(f->h.chain_len[ES_HOOK_TICK], 1);
+    assert_true(f->h.links[0].tick_interval == 0.5);
+    unsigned long *calls = scripted_calls(f);
+    unsigned long before = calls[6];
+    for (int i = 0; i <= 20; i++) /* 0.0, 0.1, ... 2.0 s */
+        es_hooks_tick(&f->h, 1000.0 + i / 10.0);
+    assert_int_equal(calls[6] - before, 5); /* at 0, 0.5, 1.0, 1.5, 2.0 */
+    /* a late tick is not made up */
+    es_hooks_tick(&f->h, 1010.0);
+    es_hooks_tick(&f->h, 1010.1);
+    assert_int_equal(calls[6] - before, 6);
+    assert_int_equal(f->h.links[0].calls, 6);
+}
+
+/* Reload f's hooks from entries into cfg and h, keeping what may be kept. */
+static int reload(fx *f, const char *entries, es_config *cfg, es_hooks *h)
+{
+    const char *text = fmt("plugin_dir = \"%s\";\nhooks = (\n%s\n);\n", plugin_dir(), entries);
+    const char *path = tmpdir_mkstemp(&f->dir, text);
+    if (es_config_load(cfg, path, NULL, f->err, sizeof f->err) != 0)
+        fail_msg("config: %s", f->err);
+    memset(h, 0, sizeof *h);
+    return es_hooks_reload(h, cfg, &f->h, f->err, sizeof f->err);
+}
+
+static int relayed(es_hooks *h, const earshot_client *from, const earshot_client *to)
+{
+    char reason[ES_ERROR_MAX];
+    earshot_relay r = {.kind = EARSHOT_RELAY_OFFER, .sender = from, .target = to, .payload = "p",
+                       .payload_len = 1, .matched = 0};
+    return es_hooks_relay(h, &r, reason);
+}
+
+/* A reload with relay_guard's settings unchanged keeps its instance, and so
+ * the pairs it remembers; changed settings start it afresh. */
+TEST(t_reload_keeps_unchanged_instances)
+{
+    F;
+    load_ok(f, fmt("%s,\n%s", relay_guard("grace = 30.0;"), scripted("s", "")));
+    earshot_client a = client("a", 1, 0, 0), b = client("b", 1, 0, 0);
+    es_hooks_pair(&f->h, &a, &b, 1);
+    es_hooks_pair(&f->h, &a, &b, 0); /* parted: relays pass for 30 s */
+    assert_int_equal(relayed(&f->h, &a, &b), 1);
+    void *guard_state = f->h.links[0].state, *scripted_state = f->h.links[1].state;
+
+    es_config cfg2;
+    es_hooks h2;
+    assert_int_equal(reload(f, fmt("%s,\n%s", relay_guard("grace = 30.0;"),
+                                   scripted("s", "join = \"deny\";")), &cfg2, &h2), 0);
+    assert_ptr_equal(h2.links[0].state, guard_state); /* kept */
+    assert_ptr_not_equal(h2.links[1].state, scripted_state); /* new settings, new instance */
+    assert_ptr_equal(h2.links[0].host->host_data, &h2.links[0]);
+    hooks_fixture_unload(f); /* the running set goes: the kept instance stays */
+    assert_int_equal(relayed(&h2, &a, &b), 1);
+
+    /* grace changed: a fresh relay_guard, which never saw a and b part */
+    es_config cfg3;
+    es_hooks h3;
+    const char *text = fmt("plugin_dir = \"%s\";\nhooks = (\n%s\n);\n", plugin_dir(),
+                           relay_guard("grace = 31.0;"));
+    assert_int_equal(es_config_load(&cfg3, tmpdir_mkstemp(&f->dir, text), NULL, f->err,
+                                    sizeof f->err), 0);
+    assert_int_equal(es_hooks_reload(&h3, &cfg3, &h2, f->err, sizeof f->err), 0);
+    assert_ptr_not_equal(h3.links[0].state, guard_state);
+    es_hooks_unload(&h2);
+    es_config_free(&cfg2);
+    assert_int_equal(relayed(&h3, &a, &b), 0);
+    es_hooks_unload(&h3);
+    es_config_free(&cfg3);
+}
+
+/* A reload that fails leaves the running instances as they were. */
+TEST(t_failed_reload_gives_instances_back)
+{
+    F;
+    load_ok(f, relay_guard("grace = 30.0;"));
+    earshot_client a = client("a", 1, 0, 0), b = client("b", 1, 0, 0);
+    es_hooks_pair(&f->h, &a, &b, 1);
+    es_hooks_pair(&f->h, &a, &b, 0);
+    void *guard_state = f->h.links[0].state;
+    es_config cfg2;
+    es_hooks h2;
+    assert_int_equal(reload(f, fmt("%s,\n%s", relay_guard("grace = 30.0;"),
+                                   plugin_at("db", test_plugin("failing_init"))), &cfg2, &h2), -1);
+    es_config_free(&cfg2);
+    assert_ptr_equal(f->h.links[0].state, guard_state);
+    assert_ptr_equal(f->h.links[0].host->host_data, &f->h.links[0]);
+    assert_int_equal(relayed(&f->h, &a, &b), 1);
 }
 
 TEST(t_failing_init_refused)
@@ -336,7 +435,7 @@ TEST(t_integer_accepted_for_number_setting)
     F;
     load_ok(f, relay_guard("grace = 3;"));
     es_link *l = &f->h.links[0];
-    assert_true(l->host.setting_number(&l->settings, "grace") == 3.0);
+    assert_true(l->host->setting_number(&l->settings, "grace") == 3.0);
 }
 
 TEST(t_leave_radius_below_radius_refused)
@@ -775,18 +874,18 @@ TEST(t_host_setting_accessors)
     load_ok(f, fmt("%s,\n%s", proximity("radius = 12;"),
                    scripted("s", "join = \"allow\"; reason = \"why\";")));
     es_link *p = &f->h.links[0], *s = &f->h.links[1];
-    assert_int_equal(p->host.api_version, EARSHOT_PLUGIN_API_VERSION);
-    assert_int_equal(p->host.setting_int(&p->settings, "radius"), 12);
-    assert_int_equal(p->host.setting_int(&p->settings, "leave_radius"), 25); /* default */
-    assert_int_equal(p->host.setting_int(&p->settings, "nope"), 0);
-    assert_true(p->host.setting_number(&p->settings, "radius") == 0.0); /* wrong type */
-    assert_int_equal(p->host.setting_bool(&p->settings, "radius"), 0);
-    assert_string_equal(p->host.setting_string(&p->settings, "radius"), "");
-    assert_string_equal(s->host.setting_string(&s->settings, "join"), "allow");
-    assert_string_equal(s->host.setting_string(&s->settings, "match"), "pass"); /* default */
-    assert_string_equal(s->host.setting_string(&s->settings, "reason"), "why");
-    assert_int_equal(s->host.setting_int(&s->settings, "shift"), 0);
-    double t0 = p->host.now(), t1 = p->host.now();
+    assert_int_equal(p->host->api_version, EARSHOT_PLUGIN_API_VERSION);
+    assert_int_equal(p->host->setting_int(&p->settings, "radius"), 12);
+    assert_int_equal(p->host->setting_int(&p->settings, "leave_radius"), 25); /* default */
+    assert_int_equal(p->host->setting_int(&p->settings, "nope"), 0);
+    assert_true(p->host->setting_number(&p->settings, "radius") == 0.0); /* wrong type */
+    assert_int_equal(p->host->setting_bool(&p->settings, "radius"), 0);
+    assert_string_equal(p->host->setting_string(&p->settings, "radius"), "");
+    assert_string_equal(s->host->setting_string(&s->settings, "join"), "allow");
+    assert_string_equal(s->host->setting_string(&s->settings, "match"), "pass"); /* default */
+    assert_string_equal(s->host->setting_string(&s->settings, "reason"), "why");
+    assert_int_equal(s->host->setting_int(&s->settings, "shift"), 0);
+    double t0 = p->host->now(), t1 = p->host->now();
     assert_true(t1 >= t0);
 }
 
@@ -802,7 +901,7 @@ TEST(t_host_moderation_services)
 {
     F;
     load_ok(f, scripted("mod", ""));
-    const earshot_host *host = &f->h.links[0].host;
+    const earshot_host *host = f->h.links[0].host;
     es_moderation *m = es_moderation_shared();
     assert_int_equal(host->banned(host, "pl-a", NULL), 0);
     assert_int_equal(host->ban(host, "pl-a", NULL, 60, "from a plugin"), 0);
@@ -840,6 +939,9 @@ int main(void)
         T(t_null_descriptor_refused),
         T(t_descriptor_smaller_than_the_first_abi_refused),
         T(t_first_abi_plugin_has_no_appended_hooks),
+        T(t_tick_runs_at_its_interval),
+        T(t_reload_keeps_unchanged_instances),
+        T(t_failed_reload_gives_instances_back),
         T(t_failing_init_refused),
         T(t_missing_so_refused),
         T(t_failure_names_the_failing_entry_line),

@@ -780,6 +780,38 @@ TEST(memory_bomb_is_stopped)
     assert_int_equal(stats(0)->calls, 5);
 }
 
+/* The string library's C loops count against the instruction limit: each
+ * bomb is a stopped call (a deny on join), and the state works after it. */
+TEST(c_library_loops_are_stopped)
+{
+    world_load(lua_entry("c_loops", "c_loops.lua", NULL));
+    static const char *const bombs[] = {"find_bomb",   "match_bomb",     "gmatch_bomb",
+                                        "gsub_bomb",   "rep_bomb",       "concat_bomb",
+                                        "concat_op_bomb", "plain_find_bomb"};
+    for (size_t i = 0; i < ES_ARRAY_LEN(bombs); i++) {
+        join_denied(bombs[i], "internal error");
+        assert_int_equal(stats(0)->budget_stops, i + 1);
+        join_denied("ok", "ok");
+    }
+    assert_int_equal(stats(0)->errors, 0);
+    assert_int_equal(stats(0)->memory_stops, 0);
+}
+
+TEST(everyday_patterns_are_unchanged)
+{
+    world_load(lua_entry("c_loops", "c_loops.lua", NULL));
+    join_denied("patterns", "13 5 8700 300 3 k abc nil 4 (a(b)c)");
+    assert_int_equal(stats(0)->budget_stops, 0);
+}
+
+/* A bigger limit lets the same pattern run: the bound is the budget's. */
+TEST(pattern_bound_follows_the_instruction_limit)
+{
+    world_load(lua_entry("c_loops", "c_loops.lua", "instruction_limit = 1000;"));
+    join_denied("patterns", "internal error");
+    assert_int_equal(stats(0)->budget_stops, 1);
+}
+
 TEST(memory_limit_is_configurable)
 {
     load_limits("memory_limit = 1048576; instruction_limit = 1099511627776L;");
@@ -1254,6 +1286,37 @@ TEST(load_no_hooks)
     assert_starts_with(e, entry_where(0));
     assert_contains(e, "idle");
     assert_contains(e, "on_join");
+}
+
+/* on_tick runs at the script's tick_interval on the clock the core gives. */
+TEST(tick_runs_at_the_script_interval)
+{
+    world_load(lua_entry("ticker", "ticker.lua", NULL));
+    assert_int_equal(W.h.chain_len[ES_HOOK_TICK], 1);
+    assert_true(W.h.links[0].tick_interval == 0.5);
+    join_denied("a", "ticks 0 seen 1");
+    join_denied("b", "ticks 0 seen 2");
+    es_hooks_tick(&W.h, 100.0);
+    join_denied("c", "ticks 1 seen 1");
+    es_hooks_tick(&W.h, 100.2);
+    es_hooks_tick(&W.h, 100.4);
+    join_denied("d", "ticks 1 seen 2");
+    es_hooks_tick(&W.h, 100.5);
+    join_denied("e", "ticks 2 seen 1");
+    assert_int_equal(stats(0)->calls, 7);
+}
+
+/* Without tick_interval a script ticks once a second; a bad one is a load
+ * error naming the script. */
+TEST(tick_interval_default_and_bad)
+{
+    world_load(lua_entry("timer", "tick_default.lua", NULL));
+    assert_int_equal(W.h.chain_len[ES_HOOK_TICK], 1);
+    assert_true(W.h.links[0].tick_interval == 1.0);
+    world_free();
+    const char *e = world_refused(lua_entry("bad", "bad_tick.lua", NULL));
+    assert_starts_with(e, entry_where(0));
+    assert_contains(e, "tick_interval must be a number of seconds from 0.1 to 86400");
 }
 
 TEST(load_hook_not_a_function)
@@ -1774,6 +1837,9 @@ int main(void)
         T(grant_io_and_os),
         T(memory_bomb_is_stopped),
         T(memory_limit_is_configurable),
+        T(c_library_loops_are_stopped),
+        T(everyday_patterns_are_unchanged),
+        T(pattern_bound_follows_the_instruction_limit),
         T(memory_full_state_next_call_is_answered),
         T(trapped_argument_tables_next_call_is_answered),
         T(finalizer_obeys_the_instruction_limit),
@@ -1801,6 +1867,8 @@ int main(void)
         T(load_missing_file),
         T(load_missing_file_by_name),
         T(load_no_hooks),
+        T(tick_runs_at_the_script_interval),
+        T(tick_interval_default_and_bad),
         T(load_hook_not_a_function),
         T(load_error_in_a_later_entry_names_its_line),
         T(disabled_entry_is_not_loaded),
