@@ -155,7 +155,10 @@ es_bus_error es_bus_decode(const char *p, size_t n, es_bus_msg *m, size_t *used)
         break;
     case ES_BUS_TOKEN:
         m->conn = get_be(&r, 8);
+        m->sender = get_str(&r, ES_BUS_ID_MAX);
         m->token = get_str(&r, ES_BUS_TOKEN_MAX);
+        if (m->sender.len == 0)
+            r.bad = 1;
         break;
     case ES_BUS_RELAY:
         m->conn = get_be(&r, 8);
@@ -325,6 +328,7 @@ void es_bus_encode(es_buf *b, const es_bus_msg *m)
         break;
     case ES_BUS_TOKEN:
         es_bus_put_u64(b, m->conn);
+        put_span(b, m->sender);
         put_span(b, m->token);
         break;
     case ES_BUS_RELAY:

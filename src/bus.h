@@ -29,7 +29,10 @@
  *   OUT        conn, flags(1: the answer to a request), bytes payload
  *   CLOSE      conn, u16 code
  *   REHOME     conn, flags(1: resumable, 4: Session owed), str token, bytes frame
- *   TOKEN      conn, str token
+ *              (frame empty: re-register it where it stands)
+ *   TOKEN      conn, str client_id, str token: the serving node registered the
+ *              client (as client_id; token "" = not resumable), or gave it a
+ *              new token
  *   RELAY      conn, u8 type, str sender, str addr, 5 x u32 position (game,
  *              map, x, y, channel), str target, bytes payload
  *   RELAY_FAIL conn, u8 type, u8 error, str text

@@ -86,6 +86,7 @@ typedef struct cl_sess {
     size_t settled_len;
     es_dnode settle_node;
     char token_sent[ES_BUS_TOKEN_MAX + 1];
+    int registered_sent; /* REMOTE: its node was told it is registered here (TOKEN) */
     es_dnode rec_node, all_node;
     UT_hash_handle hh;
     /* relays it sent to clients of other nodes: an answer comes by serial */
@@ -732,15 +733,13 @@ static void track(es_session *s, const char *data, size_t len)
     char err[ES_ERROR_MAX];
     if (es_protocol_parse(data, len, &m, err) != 0)
         return;
-    if (m.type == ES_MSG_UPDATE_POSITION) {
+    /* the position only: the id is the one its serving node registered
+     * (TOKEN), never what the client claims in a later frame */
+    const cl_sess *cs = s->cl;
+    if (m.type == ES_MSG_UPDATE_POSITION &&
+        (!cs || !cs->remote_registered ||
+         (m.client_id_len == s->id_len && !memcmp(m.client_id, s->id, s->id_len))))
         s->view.pos = m.pos;
-        if (!s->id_len || (m.client_id_len == s->id_len && !memcmp(m.client_id, s->id, s->id_len)) ||
-            !s->registered) {
-            memcpy(s->id, m.client_id, m.client_id_len);
-            s->id[m.client_id_len] = '\0';
-            s->id_len = m.client_id_len;
-        }
-    }
     es_msg_release(&m);
 }
 
@@ -1023,14 +1022,19 @@ static void r_placed(void *ud, es_session *s)
         command(cl, NULL, NULL, 4, argv, lens);
         cs->dir_ok = 1;
     }
-    if (s->remote && cs->peer && cs->in_hash && s->token_len &&
-        strcmp(cs->token_sent, s->token) != 0) {
+    if (s->remote && cs->peer && cs->in_hash &&
+        (!cs->registered_sent || strcmp(cs->token_sent, s->token) != 0)) {
+        /* its node learns the id it is registered as, and its token: what
+         * it moves it with, should this node go */
+        size_t tl = s->resumable ? s->token_len : 0;
         size_t at = es_bus_begin(&cs->peer->out, ES_BUS_TOKEN, cl->self->name, cl->inc);
         es_bus_put_u64(&cs->peer->out, cs->key.conn);
-        es_bus_put_str(&cs->peer->out, s->token, s->token_len);
+        es_bus_put_str(&cs->peer->out, s->id, s->id_len);
+        es_bus_put_str(&cs->peer->out, s->token, tl);
         es_bus_end(&cs->peer->out, at);
         sent_packet(cl, cs->peer);
         snprintf(cs->token_sent, sizeof cs->token_sent, "%s", s->token);
+        cs->registered_sent = 1;
     }
     if (s->resumable && s->token_len && strcmp(cs->rec_token, s->token) != 0) {
         /* a new client, or a new token: at once, for its node may die
@@ -1175,7 +1179,8 @@ static void rehome(es_cluster *cl, cl_sess *cs, const char *frame, size_t len)
         es_bus_put_u8(&edge->out, (resumable ? ES_BUS_F_RESUMABLE : 0) |
                                       (s->session_owed ? ES_BUS_F_SESSION_OWED : 0));
         es_bus_put_str(&edge->out, resumable ? s->token : "", resumable ? s->token_len : 0);
-        es_bus_put_bytes(&edge->out, frame, len);
+        es_bus_put_bytes(&edge->out, "", 0); /* its node moves it from where it stands */
+        (void)frame, (void)len;
         es_bus_end(&edge->out, at);
         sent_packet(cl, edge);
     }
@@ -1308,8 +1313,6 @@ static void on_edge(es_cluster *cl, cl_node *from, const es_bus_msg *m)
     es_session *s = cs->s;
     switch (m->type) {
     case ES_BUS_OUT:
-        if (is_peers(m->data.p, m->data.len))
-            cs->remote_registered = 1; /* lists go to registered clients only */
         es_buf_reset(&cl->scratch);
         es_buf_append(&cl->scratch, m->data.p, m->data.len);
         if (deliver_local(cl, s, es_buf_data(&cl->scratch), cl->scratch.len,
@@ -1322,10 +1325,18 @@ static void on_edge(es_cluster *cl, cl_node *from, const es_bus_msg *m)
         es_core_close(cl->core, s, (int)m->code);
         break;
     case ES_BUS_TOKEN:
-        if (copy_str(s->token, sizeof s->token, m->token) == 0) {
-            s->token_len = m->token.len;
-            s->resumable = 1;
+        /* registered there, as this id: the only id it is ever moved with */
+        if (!es_protocol_id_valid(m->sender.p, m->sender.len) ||
+            copy_str(s->token, sizeof s->token, m->token) != 0) {
+            cl->stats.bus_rejected[ES_BUS_ERR_FIELD]++;
+            break;
         }
+        memcpy(s->id, m->sender.p, m->sender.len);
+        s->id[m->sender.len] = '\0';
+        s->id_len = m->sender.len;
+        s->token_len = m->token.len;
+        s->resumable = m->token.len > 0;
+        cs->remote_registered = 1;
         break;
     case ES_BUS_REHOME:
         if (m->token.len && copy_str(s->token, sizeof s->token, m->token) == 0) {
@@ -1333,8 +1344,6 @@ static void on_edge(es_cluster *cl, cl_node *from, const es_bus_msg *m)
             s->resumable = 1;
             s->session_owed = (m->flags & ES_BUS_F_SESSION_OWED) != 0;
         }
-        if (m->data.len)
-            track(s, m->data.p, m->data.len);
         if (owner_of(cl, &s->view.pos) == from) {
             /* the nodes do not agree yet on who serves the map: once more
              * at the next heartbeat */
@@ -1350,7 +1359,7 @@ static void on_edge(es_cluster *cl, cl_node *from, const es_bus_msg *m)
             }
             break;
         }
-        reroute(cl, s, m->data.len ? m->data.p : NULL, m->data.len, NULL);
+        reroute(cl, s, NULL, 0, NULL); /* from where it stands, as the id it holds */
         break;
     default:
         break;

@@ -41,7 +41,7 @@ SEEDS = {
     "out": packet("OUT", struct.pack(">Q", 1) + b"\x01" + byts('{"type":"NearbyPeers","data":["bob"]}')),
     "close": packet("CLOSE", struct.pack(">Q", 1) + struct.pack(">H", 1008)),
     "rehome": packet("REHOME", struct.pack(">Q", 1) + b"\x05" + s("tok") + byts(UPDATE)),
-    "token": packet("TOKEN", struct.pack(">Q", 1) + s("tok")),
+    "token": packet("TOKEN", struct.pack(">Q", 1) + s("alice") + s("tok")),
     "relay": packet("RELAY", struct.pack(">Q", 4) + b"\x02" + s("alice") + s("127.0.0.1")
                     + struct.pack(">5i", 0, 1, -5, 7, 0) + s("bob") + byts("v=0")),
     "relay_fail": packet("RELAY_FAIL", struct.pack(">Q", 4) + b"\x02" + b"\x09"

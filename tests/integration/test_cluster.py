@@ -220,6 +220,27 @@ class NodeKilledTest(ClusterCase):
         self.relay(r2, r_id, p, p_id, "answer-after-resume", kind="answer")
         self.expect_lists([p, r2], [[r_id], [p_id]])
 
+    def test_a_move_keeps_the_id_its_node_registered(self):
+        """A client registered as one id claims another in a later frame (refused);
+        when its map's node dies it is moved as the id it holds, and the client
+        whose id it claimed is left alone."""
+        n1, n2, n3 = self.start_cluster()
+        m = self.map_served_by(n2)
+        a_id, v_id = self.cid("a"), self.cid("victim")
+        v = self.join_on(n3, v_id, m, 50, 50)
+        a = self.join_on(n1, a_id, m, 0, 0)
+        a.send_json(self.pos(v_id, m, 1, 0))
+        self.expect_error_prefix(a, "client_id cannot change on a connection")
+        self.expect_nothing(v, seconds=0.3)
+        n2.kill()
+        time.sleep(3.0)  # node_timeout, and the moves to the map's new node
+        # nobody was taken over: both keep their connections and their ids
+        self.expect_nothing(v, a, seconds=0.3)
+        self.move(v, v_id, m, 1, 1)
+        self.expect_peers(v, [a_id], who="victim, still itself")
+        self.expect_peers(a, [v_id], who="a, still itself")
+        self.relay(a, a_id, v, v_id, "still-a")
+
     kill_at_once = False
 
     def test_serving_node_killed_at_once(self):

@@ -109,7 +109,10 @@ TEST(t_every_kind_round_trips)
 
     m = base(ES_BUS_TOKEN);
     m.conn = 3;
+    m.sender = S("alice");
     m.token = S("t");
+    round_trip(&m);
+    m.token = S(""); /* registered, not resumable */
     round_trip(&m);
 
     m = base(ES_BUS_RELAY);
@@ -277,6 +280,7 @@ TEST(t_fields_past_their_limits_are_refused)
     assert_int_equal(decode_all(es_buf_data(&b), b.len), ES_BUS_ERR_FIELD);
 
     m = base(ES_BUS_TOKEN);
+    m.sender = S("alice");
     m.token = (es_bus_str){big, ES_BUS_TOKEN_MAX + 1};
     es_buf_reset(&b);
     es_bus_encode(&b, &m);
