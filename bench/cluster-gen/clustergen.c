@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus.h" /* es_bus_hash: the owners, as every node computes them */
 #include "hist.h"
 #include "json.h"
 #include "procstat.h"
@@ -230,22 +231,6 @@ static uint32_t parse_id(const char *s, size_t len)
 
 /* ---- owners: bus.c's es_bus_hash and cluster.c's rendezvous ----------------- */
 
-static uint64_t bus_hash(const void *data, size_t len, uint64_t seed)
-{
-    const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ULL ^ seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h;
-}
-
 static void compute_owners(void)
 {
     for (uint32_t m = 0; m < O.maps && m < 4096; m++) {
@@ -255,7 +240,7 @@ static void compute_owners(void)
         for (int k = 0; k < O.nnames; k++) {
             if (!G.alive[k])
                 continue;
-            uint64_t s = bus_hash(O.names[k], strlen(O.names[k]), seed);
+            uint64_t s = es_bus_hash(O.names[k], strlen(O.names[k]), seed);
             if (best < 0 || s > bs || (s == bs && strcmp(O.names[k], O.names[best]) > 0)) {
                 best = k;
                 bs = s;

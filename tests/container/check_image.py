@@ -11,7 +11,6 @@ only when every check passed.
 """
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import wsclient  # noqa: E402
 from wsclient import ConnectionClosed, NoMessage, WebSocket  # noqa: E402
 
 ELF_MACHINE = {"amd64": (0x3E, "x86-64"), "arm64": (0xB7, "ARM aarch64")}
@@ -53,13 +53,8 @@ def podman(*args, check=True, timeout=120):
 
 
 def http_get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode("utf-8", "replace")
-    finally:
-        conn.close()
+    status, _, body = wsclient.http_get("127.0.0.1", port, path)
+    return status, body.decode("utf-8", "replace")
 
 
 def register(port, client_id, x, y, map_id=1):
@@ -85,18 +80,10 @@ def next_of_type(ws, type_, timeout=TIMEOUT):
 
 def peers_become(ws, expected, timeout=TIMEOUT):
     """Read NearbyPeers until one lists exactly `expected`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            msg = ws.recv_json(deadline - time.monotonic())
-        except NoMessage:
-            break
-        if msg.get("type") == "NearbyPeers":
-            last = sorted(msg["data"])
-            if last == sorted(expected):
-                return last
-    raise CheckFailed("NearbyPeers never listed %r (last: %r)" % (expected, last))
+    try:
+        return wsclient.await_peers(ws, expected, timeout)
+    except AssertionError as exc:
+        raise CheckFailed(str(exc)) from None
 
 
 def proc_status(pid):

@@ -486,6 +486,24 @@ def http_get(host, port, path, headers=None, timeout=5.0):
         conn.close()
 
 
+def await_peers(ws, expected, timeout=10.0):
+    """Read messages until a NearbyPeers lists exactly `expected` (in any order),
+    skipping others; returns that list sorted. AssertionError with the last list
+    seen when none does within timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            msg = ws.recv_json(deadline - time.monotonic())
+        except NoMessage:
+            break
+        if msg.get("type") == "NearbyPeers":
+            last = sorted(msg["data"])
+            if last == sorted(expected):
+                return last
+    raise AssertionError("NearbyPeers never listed %r (last: %r)" % (sorted(expected), last))
+
+
 def http_raw(host, port, request, timeout=3.0):
     """Send raw bytes, return the raw response head (up to the blank line) or what
     arrived before EOF/timeout. For malformed-handshake tests."""

@@ -7,38 +7,17 @@ first that fails.
     probe.py PORT
 """
 
-import http.client
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from wsclient import NoMessage, WebSocket  # noqa: E402
+from wsclient import WebSocket, await_peers, http_get  # noqa: E402
 
 
 def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode("utf-8", "replace")
-    finally:
-        conn.close()
-
-
-def peers(ws, expected, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            msg = ws.recv_json(deadline - time.monotonic())
-        except NoMessage:
-            break
-        if msg.get("type") == "NearbyPeers":
-            last = sorted(msg["data"])
-            if last == expected:
-                return
-    raise AssertionError("NearbyPeers never listed %r (last %r)" % (expected, last))
+    status, _, body = http_get("127.0.0.1", port, path)
+    return status, body.decode("utf-8", "replace")
 
 
 def main():
@@ -65,8 +44,8 @@ def main():
     b = WebSocket("127.0.0.1", port)
     a.send_msg("UpdatePosition", {"client_id": "deb-a", "map_id": 1, "x": 0, "y": 0})
     b.send_msg("UpdatePosition", {"client_id": "deb-b", "map_id": 1, "x": 3, "y": 4})
-    peers(a, ["deb-b"])
-    peers(b, ["deb-a"])
+    await_peers(a, ["deb-b"])
+    await_peers(b, ["deb-a"])
     print("package: ok: two WebSocket clients are matched by the installed plugins")
     a.send_close()
     b.send_close()
